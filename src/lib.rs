@@ -12,6 +12,7 @@
 //! ```
 
 pub mod backend;
+pub mod cli;
 pub mod golden;
 pub mod harness;
 pub mod modules;

@@ -365,3 +365,17 @@ pub trait Backend: Send + Sync {
         Ok(tensor)
     }
 }
+
+/// Builds a device backend by its command-line name.
+///
+/// # Errors
+/// An unknown or not-yet-available backend, with the list of known ones.
+pub fn by_name(name: &str) -> Result<Box<dyn Backend>, String> {
+    match name {
+        "cpu" => Ok(Box::new(cpu::CpuBackend::default())),
+        "emu" | "tt" => Err(format!(
+            "backend `{name}` is not available in this build yet (available: cpu)"
+        )),
+        other => Err(format!("unknown backend `{other}` (available: cpu)")),
+    }
+}
