@@ -348,3 +348,55 @@ pub fn run_module(id: ModuleId, ctx: &Ctx<'_>, env: &mut Env) -> Result<(), Modu
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scope_carries_op_and_weight_paths() {
+        let s = Scope::root().pp("vlm", checkpoint::LANGUAGE);
+        let l = s.pp("layers.3", "layers.3").pp("mlp", "mlp");
+        assert_eq!(l.op("up"), "vlm.layers.3.mlp.up");
+        assert_eq!(
+            l.weight("up_proj.weight"),
+            "paligemma_with_expert.paligemma.model.language_model.layers.3.mlp.up_proj.weight"
+        );
+        let d = Scope::root().pp_op("denoise.4").pp("expert", checkpoint::EXPERT);
+        assert_eq!(
+            d.pp("layers.0", "layers.0").pp("attn", "self_attn").op("k_cat"),
+            "denoise.4.expert.layers.0.attn.k_cat"
+        );
+        assert_eq!(
+            d.weight("norm.weight"),
+            "paligemma_with_expert.gemma_expert.model.norm.weight"
+        );
+    }
+
+    #[test]
+    fn module_ids_round_trip_and_cache_names() {
+        for m in ModuleId::ALL {
+            assert_eq!(ModuleId::parse(m.as_str()), Some(m));
+        }
+        let cfg = Pi0Config::tiny();
+        let names = vlm::cache_names(&cfg);
+        assert_eq!(names.len(), 36);
+        assert_eq!(names[0], "vlm.layers.0.attn.k_rope");
+        assert_eq!(names[35], "vlm.layers.17.attn.v");
+        assert_eq!(pi0::output_name(&cfg), "denoise.9.euler");
+        assert!(ModuleId::Expert.inputs(&cfg).contains(&names[7]));
+    }
+
+    #[test]
+    fn presets_validate() {
+        for p in [Preset::Tiny, Preset::Small, Preset::Pi0Base] {
+            Pi0Config::preset(p).validate().unwrap();
+        }
+        let mut bad = Pi0Config::tiny();
+        bad.expert.layers = 3;
+        bad.siglip.heads = 3;
+        let e = bad.validate().unwrap_err();
+        assert!(e.contains("expert") && e.contains("siglip"), "{e}");
+        assert_eq!(Pi0Config::tiny().prefix_len(), 58);
+    }
+}
