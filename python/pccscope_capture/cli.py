@@ -65,11 +65,13 @@ def main(argv: Optional[List[str]] = None) -> int:
               "inspect-checkpoint": _inspect_parser}[cmd]()
     args = parser.parse_args(argv)
     try:
-        from .checkpoint import CheckpointError
-    except ImportError as e:  # pragma: no cover - torch-less install
-        print(f"pccscope-capture: {e}; install the torch extra: pip install -e python[torch]",
-              file=sys.stderr)
+        import torch  # noqa: F401
+    except ImportError as e:
+        print(f"pccscope-capture: error: {cmd} needs torch ({e}); install the torch extra: "
+              "pip install -e 'python[torch]'", file=sys.stderr)
         return 2
+    from .checkpoint import CheckpointError
+
     try:
         base = preset(args.preset)
         if cmd == "make-checkpoint":
