@@ -12,12 +12,12 @@ import os
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Tuple
 
 import numpy as np
 
 from . import naming
-from .config import GemmaConfig, Pi0Config, SiglipConfig
+from .config import GemmaConfig, Pi0Config
 
 PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".pkl", ".pickle")
 
@@ -60,15 +60,15 @@ def _init_std(name: str, shape: Tuple[int, ...], cfg: Pi0Config) -> Tuple[float,
     return 0.0, 1.0 / math.sqrt(fan_in)
 
 
-def random_tensors(cfg: Pi0Config, seed: int) -> Dict[str, np.ndarray]:
-    """Seeded f32 init of every checkpoint tensor (current naming, canonical order).
-    Each tensor has its own stream seeded by (seed, crc32(name)), independent of the others."""
-    out: Dict[str, np.ndarray] = {}
-    for name, shape in naming.expected_tensors(cfg).items():
-        rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
-        mean, std = _init_std(name, shape, cfg)
-        out[name] = (mean + std * rng.standard_normal(shape)).astype(np.float32)
-    return out
+def random_tensor(cfg: Pi0Config, name: str, shape: Tuple[int, ...], seed: int) -> np.ndarray:
+    """Seeded f32 init of one checkpoint tensor. Each tensor has its own stream, seeded by
+    (seed, crc32(name)), so tensors do not depend on each other or on their order."""
+    rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
+    mean, std = _init_std(name, shape, cfg)
+    x = rng.standard_normal(shape, dtype=np.float32)
+    x *= np.float32(std)
+    x += np.float32(mean)
+    return x
 
 
 def make_checkpoint(cfg: Pi0Config, seed: int, out: os.PathLike, preset: str = "") -> Path:
@@ -76,8 +76,8 @@ def make_checkpoint(cfg: Pi0Config, seed: int, out: os.PathLike, preset: str = "
     import torch
     from safetensors.torch import save_file
 
-    tensors = {k: torch.from_numpy(v).to(torch.bfloat16)
-               for k, v in random_tensors(cfg, seed).items()}
+    tensors = {name: torch.from_numpy(random_tensor(cfg, name, shape, seed)).to(torch.bfloat16)
+               for name, shape in naming.expected_tensors(cfg).items()}
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     # One metadata key: safetensors stores the metadata map in hash order, so several keys
@@ -103,7 +103,8 @@ class StoredTensor:
 
 @dataclass
 class Loaded:
-    """A validated checkpoint: f32 tensors by current name, the config inferred from shapes."""
+    """A validated checkpoint: f32 tensors by current name (the unused expert lm_head is not
+    loaded), the config inferred from shapes, the naming tag, the stored dtype and count."""
 
     tensors: Dict[str, "object"]
     config: Pi0Config
@@ -273,7 +274,8 @@ def load_checkpoint(path: os.PathLike, base: Pi0Config) -> Loaded:
     tensors: Dict[str, torch.Tensor] = {}
     by_file: Dict[Path, List[Tuple[str, StoredTensor]]] = {}
     for name, st in current.items():
-        by_file.setdefault(st.file, []).append((name, st))
+        if name not in naming.OPTIONAL_TENSORS:   # never read by pi0: not loaded
+            by_file.setdefault(st.file, []).append((name, st))
     for f, items in by_file.items():
         with safe_open(str(f), framework="pt") as h:
             for name, st in items:

@@ -10,6 +10,7 @@ Exit codes: 0 ok, 1 error while running, 2 usage or setup error (bad checkpoint,
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import sys
 from typing import List, Optional
@@ -64,10 +65,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = {"capture": _capture_parser, "make-checkpoint": _make_parser,
               "inspect-checkpoint": _inspect_parser}[cmd]()
     args = parser.parse_args(argv)
-    try:
-        import torch  # noqa: F401
-    except ImportError as e:
-        print(f"pccscope-capture: error: {cmd} needs torch ({e}); install the torch extra: "
+    if importlib.util.find_spec("torch") is None:
+        print(f"pccscope-capture: error: {cmd} needs torch; install the torch extra: "
               "pip install -e 'python[torch]'", file=sys.stderr)
         return 2
     from .checkpoint import CheckpointError

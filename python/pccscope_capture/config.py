@@ -6,7 +6,7 @@ No torch here: the manifest checks and the capture writer use this module too.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Dict
 
 # LeRobot's OPENPI_ATTENTION_MASK_VALUE (JAX big_neg); used as an f32.

@@ -7,7 +7,7 @@ checkpoint schema and the names the reference reads come from one place. No torc
 from __future__ import annotations
 
 import re
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Tuple
 
 from .config import Pi0Config
 
@@ -36,10 +36,10 @@ _LEGACY_PREFIXES: Tuple[Tuple[str, str], ...] = (
 Shape = Tuple[int, ...]
 
 
-def gemma_layer_tensors(cfg_width: int, heads: int, kv_heads: int, head_dim: int,
+def gemma_layer_tensors(width: int, heads: int, kv_heads: int, head_dim: int,
                         mlp: int) -> List[Tuple[str, Shape]]:
     """The 9 tensors of one Gemma decoder layer, relative to `...layers.{i}.`."""
-    d, q, kv = cfg_width, heads * head_dim, kv_heads * head_dim
+    d, q, kv = width, heads * head_dim, kv_heads * head_dim
     return [
         ("input_layernorm.weight", (d,)),
         ("self_attn.q_proj.weight", (q, d)),
@@ -145,10 +145,3 @@ def count_layers(names, prefix: str) -> int:
             if m:
                 best = max(best, int(m.group(1)))
     return best + 1
-
-
-def split_layer(name: str) -> Optional[Tuple[str, int, str]]:
-    m = re.match(r"^(.*)\.layers\.(\d+)\.(.*)$", name)
-    if not m:
-        return None
-    return m.group(1), int(m.group(2)), m.group(3)

@@ -206,7 +206,7 @@ def format_manifest(manifest: Dict[str, Any]) -> str:
         comma = "," if ki + 1 < len(keys) else ""
         v = manifest[k]
         if k == "modules":
-            lines.append(f'  "modules": [')
+            lines.append('  "modules": [')
             for mi, m in enumerate(v):
                 lines.append("    {" + f'"id": {_dumps(m["id"])}, "inputs": {_dumps(m["inputs"])}, '
                              f'"outputs": {_dumps(m["outputs"])},')

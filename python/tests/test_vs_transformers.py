@@ -6,7 +6,6 @@ Run with `-s` to see the measured numbers. Gate: PCC >= 0.99999 and max abs <= 1
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -112,7 +111,9 @@ def _hf_pi0(weights, attn, f64_time=False):
     from transformers import PI0ForConditionalGeneration
 
     m = PI0ForConditionalGeneration(_hf.pi0_config(TINY, attn)).eval()
-    m.load_state_dict(_hf.pi0_state_dict(weights), strict=True)
+    missing, unexpected = m.load_state_dict(_hf.pi0_state_dict(weights), strict=False)
+    # Only the expert's embed_tokens (the unused expert lm_head) stays at HF's init.
+    assert missing == ["model.dit.embed_tokens.weight"] and unexpected == []
     _hf.force_pos_interpolation(m)
     if f64_time:
         _hf.f64_time_embedding(m, TINY)
