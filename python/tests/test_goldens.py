@@ -308,3 +308,159 @@ def test_lang_embed_scale(records, shards):
     s = data(shards, records["lang_embed.scale"])
     assert records["lang_embed.scale"]["attrs"]["value"] == 8.0
     np.testing.assert_array_equal(s, e * np.float32(8.0))
+
+
+# ---- kinds, attrs, params of every op (README tables) -----------------------------------------
+
+F32 = lambda x: float(np.float32(x))  # noqa: E731
+GEMMA_OPS = {
+    "input_norm": ("rms_norm", {"eps": 1e-6, "offset": 1.0}, ["input_layernorm.weight"]),
+    "attn.q": ("linear", {}, ["self_attn.q_proj.weight"]),
+    "attn.k": ("linear", {}, ["self_attn.k_proj.weight"]),
+    "attn.v": ("linear", {}, ["self_attn.v_proj.weight"]),
+    "attn.q_rope": ("rope", {"theta": 10000.0, "head_dim": 16}, []),
+    "attn.k_rope": ("rope", {"theta": 10000.0, "head_dim": 16}, []),
+    "attn.k_cat": ("concat", {"dim": 1}, []),
+    "attn.v_cat": ("concat", {"dim": 1}, []),
+    "attn.sdpa": ("sdpa", {"q_heads": 8, "kv_heads": 1, "head_dim": 16, "scale": 0.25}, []),
+    "attn.o": ("linear", {}, ["self_attn.o_proj.weight"]),
+    "attn_residual": ("add", {}, []),
+    "post_norm": ("rms_norm", {"eps": 1e-6, "offset": 1.0}, ["post_attention_layernorm.weight"]),
+    "mlp.gate": ("linear", {}, ["mlp.gate_proj.weight"]),
+    "mlp.up": ("linear", {}, ["mlp.up_proj.weight"]),
+    "mlp.act": ("gelu", {"approx": "tanh"}, []),
+    "mlp.mul": ("mul", {}, []),
+    "mlp.down": ("linear", {}, ["mlp.down_proj.weight"]),
+    "mlp_residual": ("add", {}, []),
+}
+LN = {"eps": 1e-6}
+SIGLIP_OPS = {
+    "ln1": ("layer_norm", LN, ["layer_norm1.weight", "layer_norm1.bias"]),
+    "attn.q": ("linear", {}, ["self_attn.q_proj.weight", "self_attn.q_proj.bias"]),
+    "attn.k": ("linear", {}, ["self_attn.k_proj.weight", "self_attn.k_proj.bias"]),
+    "attn.v": ("linear", {}, ["self_attn.v_proj.weight", "self_attn.v_proj.bias"]),
+    "attn.sdpa": ("sdpa", {"q_heads": 2, "kv_heads": 2, "head_dim": 16, "scale": 0.25}, []),
+    "attn.out": ("linear", {}, ["self_attn.out_proj.weight", "self_attn.out_proj.bias"]),
+    "attn_residual": ("add", {}, []),
+    "ln2": ("layer_norm", LN, ["layer_norm2.weight", "layer_norm2.bias"]),
+    "mlp.fc1": ("linear", {}, ["mlp.fc1.weight", "mlp.fc1.bias"]),
+    "mlp.act": ("gelu", {"approx": "tanh"}, []),
+    "mlp.fc2": ("linear", {}, ["mlp.fc2.weight", "mlp.fc2.bias"]),
+    "mlp_residual": ("add", {}, []),
+}
+
+
+def _wb(p):
+    return [p + ".weight", p + ".bias"]
+
+
+V, L, E = naming.VISION, naming.LANGUAGE, naming.EXPERT
+MV = F32(-2.3819763e38)
+FLAT = {
+    "siglip.patch_embed": ("conv2d_patch", {"patch": 14}, _wb(f"{V}.embeddings.patch_embedding")),
+    "siglip.pos_embed": ("interpolate_bicubic", {"in_h": 4, "in_w": 4, "out_h": 5, "out_w": 5},
+                         [f"{V}.embeddings.position_embedding.weight"]),
+    "siglip.embed": ("add", {}, []),
+    "siglip.post_ln": ("layer_norm", LN, _wb(f"{V}.post_layernorm")),
+    "projector.linear": ("linear", {}, _wb(f"{naming.PROJECTOR}.linear")),
+    "lang_embed.embedding": ("embedding", {}, [naming.TIED_EMBEDDING]),
+    "lang_embed.scale": ("mul_scalar", {"value": 8.0}, []),
+    "prefix.image_tokens": ("reshape", {"shape": [1, 50, 64]}, []),
+    "prefix.embs": ("concat", {"dim": 1}, []),
+    "prefix.img_pad": ("repeat_interleave", {"dim": 1, "repeats": 25}, []),
+    "prefix.pad_masks": ("concat", {"dim": 1}, []),
+    "prefix.att_masks": ("full", {"shape": [1, 58], "value": 0.0}, []),
+    "vlm.mask": ("attn_mask_2d", {"mask_value": MV}, []),
+    "vlm.positions": ("positions", {}, []),
+    "vlm.norm": ("rms_norm", {"eps": 1e-6, "offset": 1.0}, [f"{L}.norm.weight"]),
+    "suffix.state_proj": ("linear", {}, _wb("state_proj")),
+    "suffix.state_token": ("reshape", {"shape": [1, 1, 32]}, []),
+    "suffix.time_embed": ("time_embed", {"dim": 32, "min_period": 0.004, "max_period": 4.0}, []),
+    "suffix.action_in": ("linear", {}, _wb("action_in_proj")),
+    "suffix.time_tokens": ("expand", {"shape": [1, 50, 32]}, []),
+    "suffix.concat": ("concat", {"dim": 2}, []),
+    "suffix.mlp_in": ("linear", {}, _wb("action_time_mlp_in")),
+    "suffix.mlp_act": ("silu", {}, []),
+    "suffix.mlp_out": ("linear", {}, _wb("action_time_mlp_out")),
+    "suffix.embs": ("concat", {"dim": 1}, []),
+    "suffix.pad_masks": ("full", {"shape": [1, 51], "value": 1.0}, []),
+    "suffix.ar_head": ("full", {"shape": [1, 2], "value": 1.0}, []),
+    "suffix.ar_tail": ("full", {"shape": [1, 49], "value": 0.0}, []),
+    "suffix.att_masks": ("concat", {"dim": 1}, []),
+    "attn_masks.pad": ("concat", {"dim": 1}, []),
+    "attn_masks.ar": ("concat", {"dim": 1}, []),
+    "attn_masks.full": ("attn_mask_2d", {"mask_value": MV}, []),
+    "attn_masks.positions": ("positions", {}, []),
+    "attn_masks.suffix_rows": ("slice", {"dim": 2, "start": 58, "end": 109}, []),
+    "attn_masks.suffix_positions": ("slice", {"dim": 1, "start": 58, "end": 109}, []),
+    "expert.norm": ("rms_norm", {"eps": 1e-6, "offset": 1.0}, [f"{E}.norm.weight"]),
+    "action_extract.slice": ("slice", {"dim": 1, "start": 1, "end": 51}, []),
+    "action_proj.linear": ("linear", {}, _wb("action_out_proj")),
+    "euler.step": ("mul_scalar", {"value": F32(-0.1)}, []),
+    "euler": ("add", {}, []),
+}
+
+
+def expected_op(name: str):
+    n = name
+    k = None
+    if n.startswith("denoise."):
+        _, k, n = n.split(".", 2)
+        if n == "time":
+            return "full", {"shape": [1], "value": F32(1.0 + int(k) * -0.1)}, []
+    if n in FLAT:
+        return FLAT[n]
+    stack, _, rest = n.partition(".layers.")
+    i, _, leaf = rest.partition(".")
+    if stack == "siglip":
+        kind, attrs, params = SIGLIP_OPS[leaf]
+        return kind, attrs, [f"{V}.encoder.layers.{i}.{p}" for p in params]
+    kind, attrs, params = GEMMA_OPS[leaf]
+    prefix = {"vlm": L, "expert": E}[stack]
+    return kind, attrs, [f"{prefix}.layers.{i}.{p}" for p in params]
+
+
+def test_kinds_attrs_and_params_are_the_readme_ones(manifest):
+    for m in manifest["modules"]:
+        for op in m["ops"]:
+            kind, attrs, params = expected_op(op["name"])
+            assert (op["kind"], op["attrs"], op["params"]) == (kind, attrs, params), op["name"]
+
+
+def test_op_inputs_follow_the_dataflow(records):
+    """Spot checks of `inputs` for the ops whose operands are easy to get wrong."""
+    exp = {
+        "siglip.layers.0.attn_residual": ["siglip.embed", "siglip.layers.0.attn.out"],
+        "siglip.layers.1.ln1": ["siglip.layers.0.mlp_residual"],
+        "siglip.layers.3.attn.sdpa": ["siglip.layers.3.attn.q", "siglip.layers.3.attn.k",
+                                      "siglip.layers.3.attn.v"],
+        "prefix.pad_masks": ["prefix.img_pad", "lang_masks"],
+        "vlm.layers.0.input_norm": ["prefix.embs"],
+        "vlm.layers.4.attn.q_rope": ["vlm.layers.4.attn.q", "vlm.positions"],
+        "vlm.layers.4.attn.sdpa": ["vlm.layers.4.attn.q_rope", "vlm.layers.4.attn.k_rope",
+                                   "vlm.layers.4.attn.v", "vlm.mask"],
+        "vlm.layers.4.mlp.mul": ["vlm.layers.4.mlp.act", "vlm.layers.4.mlp.up"],
+        "vlm.layers.4.mlp_residual": ["vlm.layers.4.attn_residual", "vlm.layers.4.mlp.down"],
+        "suffix.time_embed": ["time"],
+        "suffix.action_in": ["noise"],
+        "suffix.concat": ["suffix.action_in", "suffix.time_tokens"],
+        "attn_masks.ar": ["prefix.att_masks", "suffix.att_masks"],
+        "expert.layers.0.input_norm": ["suffix.embs"],
+        "expert.layers.2.attn.k_rope": ["expert.layers.2.attn.k",
+                                        "attn_masks.suffix_positions"],
+        "expert.layers.2.attn.k_cat": ["vlm.layers.2.attn.k_rope", "expert.layers.2.attn.k_rope"],
+        "expert.layers.2.attn.v_cat": ["vlm.layers.2.attn.v", "expert.layers.2.attn.v"],
+        "expert.layers.2.attn.sdpa": ["expert.layers.2.attn.q_rope", "expert.layers.2.attn.k_cat",
+                                      "expert.layers.2.attn.v_cat", "attn_masks.suffix_rows"],
+        "denoise.0.suffix.action_in": ["noise"],
+        "denoise.3.suffix.action_in": ["denoise.2.euler"],
+        "denoise.3.suffix.time_embed": ["denoise.3.time"],
+        "denoise.3.attn_masks.pad": ["prefix.pad_masks", "denoise.3.suffix.pad_masks"],
+        "denoise.3.expert.layers.7.attn.k_cat": ["vlm.layers.7.attn.k_rope",
+                                                 "denoise.3.expert.layers.7.attn.k_rope"],
+        "denoise.3.euler.step": ["denoise.3.action_proj.linear"],
+        "denoise.3.euler": ["denoise.2.euler", "denoise.3.euler.step"],
+        "denoise.0.euler": ["noise", "denoise.0.euler.step"],
+    }
+    for name, inputs in exp.items():
+        assert records[name]["inputs"] == inputs, name
