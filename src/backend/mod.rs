@@ -28,7 +28,9 @@ pub enum OpKind {
     Linear,
     /// Valid conv with stride = kernel = `patch`, flattened row-major to [N, Hp·Wp, D].
     /// Inputs: images [N, C, H, W], weight [D, C, p, p], bias [D].
-    Conv2dPatch { patch: usize },
+    Conv2dPatch {
+        patch: usize,
+    },
     /// Bicubic (A = −0.75, align_corners = false) resize of a [in_h·in_w, D] table.
     InterpolateBicubic {
         in_h: usize,
@@ -37,25 +39,53 @@ pub enum OpKind {
         out_w: usize,
     },
     /// Inputs: x, weight, bias.
-    LayerNorm { eps: f32 },
+    LayerNorm {
+        eps: f32,
+    },
     /// x · rsqrt(mean(x²) + eps) · (offset + w). Inputs: x, weight.
-    RmsNorm { eps: f32, offset: f32 },
+    RmsNorm {
+        eps: f32,
+        offset: f32,
+    },
     Add,
     Mul,
-    MulScalar { value: f32 },
-    Gelu { approx: GeluApprox },
+    MulScalar {
+        value: f32,
+    },
+    Gelu {
+        approx: GeluApprox,
+    },
     Silu,
     /// Inputs: ids (as f32), table [vocab, D].
     Embedding,
-    Concat { dim: usize },
-    Slice { dim: usize, start: usize, end: usize },
-    Reshape { shape: Vec<usize> },
-    Expand { shape: Vec<usize> },
-    RepeatInterleave { dim: usize, repeats: usize },
+    Concat {
+        dim: usize,
+    },
+    Slice {
+        dim: usize,
+        start: usize,
+        end: usize,
+    },
+    Reshape {
+        shape: Vec<usize>,
+    },
+    Expand {
+        shape: Vec<usize>,
+    },
+    RepeatInterleave {
+        dim: usize,
+        repeats: usize,
+    },
     /// No inputs.
-    Full { shape: Vec<usize>, value: f32 },
+    Full {
+        shape: Vec<usize>,
+        value: f32,
+    },
     /// Half-split rotary embedding of each head. Inputs: x [B, T, H·hd], positions [B, T].
-    Rope { theta: f32, head_dim: usize },
+    Rope {
+        theta: f32,
+        head_dim: usize,
+    },
     /// Scaled dot-product attention with heads packed on the last axis.
     /// Inputs: q [B, T, Hq·hd], k [B, S, Hkv·hd], v [B, S, Hkv·hd], optional additive mask
     /// broadcastable to [B, 1, T, S].
@@ -66,7 +96,9 @@ pub enum OpKind {
         scale: f32,
     },
     /// Inputs: pad [B, L], ar [B, L] → additive [B, 1, L, L].
-    AttnMask2d { mask_value: f32 },
+    AttnMask2d {
+        mask_value: f32,
+    },
     /// cumsum(pad) − 1. Inputs: pad [B, L].
     Positions,
     /// Sinusoidal time embedding (f64 math). Inputs: t [B] → [B, dim].
@@ -191,7 +223,9 @@ impl OpKind {
                 kv_heads,
                 head_dim,
                 scale,
-            } => json!({"q_heads": q_heads, "kv_heads": kv_heads, "head_dim": head_dim, "scale": scale}),
+            } => {
+                json!({"q_heads": q_heads, "kv_heads": kv_heads, "head_dim": head_dim, "scale": scale})
+            }
             OpKind::AttnMask2d { mask_value } => json!({ "mask_value": mask_value }),
             OpKind::TimeEmbed {
                 dim,
@@ -364,15 +398,25 @@ pub trait Backend: Send + Sync {
     fn upload(&self, _name: &str, tensor: Tensor) -> Result<Tensor, OpError> {
         Ok(tensor)
     }
+    /// The effective precision config this backend applies to `op` (dtypes, fidelity,
+    /// accumulation…), recorded with the op for the TUI and reports. `None` for the reference.
+    fn precision(&self, _op: &Op) -> Option<serde_json::Value> {
+        None
+    }
 }
 
 /// Builds a device backend by its command-line name.
 ///
 /// # Errors
 /// An unknown or not-yet-available backend, with the list of known ones.
-pub fn by_name(name: &str) -> Result<Box<dyn Backend>, String> {
+pub fn by_name(name: &str, profile: Option<&str>) -> Result<Box<dyn Backend>, String> {
     match name {
-        "cpu" => Ok(Box::new(cpu::CpuBackend::default())),
+        "cpu" => match profile {
+            None | Some("exact") => Ok(Box::new(cpu::CpuBackend::default())),
+            Some(p) => Err(format!(
+                "the cpu backend is the f32 reference and has no precision profile `{p}` (use --backend emu)"
+            )),
+        },
         "emu" | "tt" => Err(format!(
             "backend `{name}` is not available in this build yet (available: cpu)"
         )),

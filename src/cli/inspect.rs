@@ -24,7 +24,9 @@ fn group_of(name: &str) -> &'static str {
         "siglip"
     } else if name.starts_with(PROJECTOR) {
         "projector"
-    } else if name.starts_with(LANGUAGE) || name.starts_with("paligemma_with_expert.paligemma.lm_head") {
+    } else if name.starts_with(LANGUAGE)
+        || name.starts_with("paligemma_with_expert.paligemma.lm_head")
+    {
         "vlm"
     } else if name.starts_with(EXPERT) || name.starts_with("paligemma_with_expert.gemma_expert") {
         "expert"
@@ -49,7 +51,10 @@ fn inspect_checkpoint(path: &Path) -> Result<()> {
         g.1 += shape.iter().product::<usize>();
         *g.2.entry(dtype).or_default() += 1;
     }
-    println!("{:<10} {:>8} {:>14}  dtypes", "group", "tensors", "elements");
+    println!(
+        "{:<10} {:>8} {:>14}  dtypes",
+        "group", "tensors", "elements"
+    );
     for (g, (n, el, dt)) in &groups {
         let dts: Vec<String> = dt.iter().map(|(d, c)| format!("{d}×{c}")).collect();
         println!("{g:<10} {n:>8} {el:>14}  {}", dts.join(" "));
@@ -89,7 +94,10 @@ fn inspect_capture(dir: &Path) -> Result<()> {
     for i in &m.inputs {
         println!("  {:<12} {:<5} {}", i.name, i.dtype, shape_string(&i.shape));
     }
-    println!("{:<15} {:>6} {:>6} {:>6}  outputs", "module", "ops", "full", "stats");
+    println!(
+        "{:<15} {:>6} {:>6} {:>6}  outputs",
+        "module", "ops", "full", "stats"
+    );
     for md in &m.modules {
         let full = md.ops.iter().filter(|o| o.file.is_some()).count();
         println!(

@@ -3,20 +3,13 @@
 pub mod exit;
 mod inspect;
 mod progress;
+mod run;
 
-use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+pub use run::{exit_code, RunArgs};
 
-use anyhow::{Context, Result};
-use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
 
-use crate::backend::{self, Backend};
-use crate::golden::{Capture, CaptureWriter};
-use crate::harness::thresholds::Thresholds;
-use crate::harness::{self, Mode, NullSink, RunInputs, RunOptions, RunRecord, Verdict};
-use crate::modules::{Checkpoint, ModuleId, Pi0Config, Weights};
-use crate::report;
+use clap::{Parser, Subcommand};
 
 /// Per-op PCC tracing for bringing up pi0 on Tenstorrent hardware.
 #[derive(Parser, Debug)]
@@ -37,70 +30,23 @@ enum Command {
     },
 }
 
-#[derive(Args, Debug, Clone)]
-pub struct RunArgs {
-    /// Capture directory holding the goldens.
-    #[arg(long, default_value = "goldens/pi0-tiny")]
-    goldens: PathBuf,
-    /// Device backend: cpu.
-    #[arg(long, default_value = "cpu")]
-    backend: String,
-    /// isolated: every module gets golden inputs; pipeline: modules chain device outputs.
-    #[arg(long, default_value = "isolated")]
-    mode: String,
-    /// Comma-separated module ids (default: all 11 in data-flow order).
-    #[arg(long, value_delimiter = ',')]
-    modules: Option<Vec<String>>,
-    /// TOML file overriding tolerances and module gates.
-    #[arg(long)]
-    thresholds: Option<PathBuf>,
-    /// Where `<run-id>/report.json` is written.
-    #[arg(long, default_value = "reports")]
-    report_dir: PathBuf,
-    /// Also save the device run as a capture in this directory.
-    #[arg(long)]
-    save_trace: Option<PathBuf>,
-    /// Stop after the first module that fails or raises.
-    #[arg(long)]
-    fail_fast: bool,
-    /// Checkpoint to load instead of the one the capture names.
-    #[arg(long)]
-    checkpoint: Option<PathBuf>,
-    /// No progress line on stderr.
-    #[arg(long, short)]
-    quiet: bool,
-}
-
-impl Default for RunArgs {
-    fn default() -> Self {
-        RunArgs {
-            goldens: PathBuf::from("goldens/pi0-tiny"),
-            backend: "cpu".into(),
-            mode: "isolated".into(),
-            modules: None,
-            thresholds: None,
-            report_dir: PathBuf::from("reports"),
-            save_trace: None,
-            fail_fast: false,
-            checkpoint: None,
-            quiet: false,
-        }
-    }
-}
-
 /// Parses the arguments and runs; returns the process exit code.
 pub fn main() -> u8 {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
-            let code = if e.use_stderr() { exit::SETUP } else { exit::OK };
+            let code = if e.use_stderr() {
+                exit::SETUP
+            } else {
+                exit::OK
+            };
             let _ = e.print();
             return code;
         }
     };
     let result = match cli.command {
-        None => run(RunArgs::default()),
-        Some(Command::Run(a)) => run(a),
+        None => run::run(RunArgs::default()),
+        Some(Command::Run(a)) => run::run(a),
         Some(Command::Inspect { path }) => inspect::inspect(&path).map(|()| exit::OK),
     };
     match result {
@@ -112,240 +58,9 @@ pub fn main() -> u8 {
     }
 }
 
-/// Finds the goldens directory: as given, else relative to the crate (for `cargo run`).
-fn resolve_goldens(p: &Path) -> PathBuf {
-    if p.exists() || p.is_absolute() {
-        return p.to_path_buf();
-    }
-    let alt = Path::new(env!("CARGO_MANIFEST_DIR")).join(p);
-    if alt.exists() {
-        alt
-    } else {
-        p.to_path_buf()
-    }
-}
-
-/// Builds the device backend by name.
-fn device(name: &str) -> Result<Box<dyn Backend>> {
-    backend::by_name(name).map_err(anyhow::Error::msg)
-}
-
-fn run(args: RunArgs) -> Result<u8> {
-    let goldens = resolve_goldens(&args.goldens);
-    let capture = Capture::open(&goldens)
-        .with_context(|| format!("open goldens {}", goldens.display()))?;
-    let cfg: Pi0Config = serde_json::from_value(capture.manifest().config.clone())
-        .with_context(|| format!("read the pi0 config in {}/manifest.json", goldens.display()))?;
-    cfg.validate()
-        .map_err(anyhow::Error::msg)
-        .with_context(|| format!("invalid config in {}/manifest.json", goldens.display()))?;
-    let ckpt_path = match &args.checkpoint {
-        Some(p) => p.clone(),
-        None => capture.checkpoint_path().with_context(|| {
-            format!(
-                "{}/manifest.json names no checkpoint; pass --checkpoint",
-                goldens.display()
-            )
-        })?,
-    };
-    let checkpoint = Checkpoint::open(&ckpt_path)?;
-    checkpoint.validate(&cfg)?;
-    let weights = Weights::new(Arc::new(checkpoint));
-    let thresholds = match &args.thresholds {
-        Some(p) => Thresholds::load(p)?,
-        None => Thresholds::defaults(),
-    };
-    let mode = Mode::parse(&args.mode)
-        .with_context(|| format!("unknown mode `{}` (isolated or pipeline)", args.mode))?;
-    let modules = match &args.modules {
-        None => ModuleId::ALL.to_vec(),
-        Some(list) => list
-            .iter()
-            .map(|m| {
-                ModuleId::parse(m.trim()).with_context(|| {
-                    let all: Vec<&str> = ModuleId::ALL.iter().map(|m| m.as_str()).collect();
-                    format!("unknown module `{m}` (one of {})", all.join(", "))
-                })
-            })
-            .collect::<Result<Vec<_>>>()?,
-    };
-    let dev = device(&args.backend)?;
-    let cpu = backend::cpu::CpuBackend::default();
-    let reference: Option<&dyn Backend> = if dev.name() == "cpu" {
-        None
-    } else {
-        Some(&cpu)
-    };
-    let run_id = run_id(dev.name(), mode);
-    let trace = args
-        .save_trace
-        .as_ref()
-        .map(|dir| -> Result<Mutex<CaptureWriter>> {
-            let producer = serde_json::json!({
-                "name": "pccscope",
-                "kind": "pccscope-backend",
-                "version": env!("CARGO_PKG_VERSION"),
-                "backend": dev.name(),
-                "profile": dev.profile(),
-                "mode": mode.as_str(),
-            });
-            let m = capture.manifest();
-            let w = CaptureWriter::new(dir, producer, &m.model, &m.preset, m.config.clone())
-                .with_context(|| format!("create trace capture {}", dir.display()))?;
-            Ok(Mutex::new(w))
-        })
-        .transpose()?;
-    if let Some(w) = &trace {
-        let mut w = w.lock().map_err(|_| anyhow::anyhow!("trace writer poisoned"))?;
-        for id in &modules {
-            w.begin_module(id.as_str(), id.inputs(&cfg), id.outputs(&cfg));
-        }
-    }
-    let inputs = RunInputs {
-        capture: &capture,
-        cfg: &cfg,
-        weights: &weights,
-        thresholds: &thresholds,
-        device: dev.as_ref(),
-        reference,
-        trace: trace.as_ref(),
-    };
-    let opts = RunOptions {
-        mode,
-        modules,
-        fail_fast: args.fail_fast,
-        run_id: run_id.clone(),
-        goldens_label: goldens.display().to_string(),
-    };
-    let record = if !args.quiet && std::io::stderr().is_terminal() {
-        let sink = progress::Progress::new();
-        let r = harness::run(&inputs, &opts, &sink);
-        sink.finish();
-        r
-    } else {
-        harness::run(&inputs, &opts, &NullSink)
-    };
-
-    let dir = args.report_dir.join(&run_id);
-    let path = report::json::write(&record, &dir)
-        .with_context(|| format!("write report to {}", dir.display()))?;
-    if let Some(w) = trace {
-        let w = w
-            .into_inner()
-            .map_err(|_| anyhow::anyhow!("trace writer poisoned"))?;
-        w.finish().context("write the trace capture")?;
-    }
-    print_summary(&record);
-    println!("report: {}", path.display());
-    Ok(exit_code(&record))
-}
-
-/// Exit code of a finished run (DESIGN §7).
-pub fn exit_code(r: &RunRecord) -> u8 {
-    if r.summary.ops_checked == 0 && r.summary.verdict != Verdict::Error {
-        exit::NOTHING_CHECKED
-    } else if r.summary.verdict == Verdict::Pass {
-        exit::OK
-    } else {
-        exit::FAILURES
-    }
-}
-
-fn fmt_pcc(p: Option<f64>) -> String {
-    p.map_or_else(|| "-".to_string(), |p| format!("{p:.7}"))
-}
-
-fn print_summary(r: &RunRecord) {
-    println!(
-        "pccscope {} · backend {} · profile {} · mode {} · goldens {}",
-        r.run.id, r.run.backend, r.run.profile, r.run.mode, r.run.goldens
-    );
-    println!(
-        "{:<15} {:<11} {:>11} {:>6} {:>7}  first divergence",
-        "module", "verdict", "min PCC", "ops", "failed"
-    );
-    for m in &r.modules {
-        let first = m
-            .ops
-            .iter()
-            .find(|o| o.verdict.is_bad())
-            .map(|o| o.name.as_str())
-            .or(m.error.as_deref())
-            .unwrap_or("-");
-        println!(
-            "{:<15} {:<11} {:>11} {:>6} {:>7}  {}",
-            m.id,
-            m.verdict.as_str(),
-            fmt_pcc(m.min_pcc),
-            m.ops.len(),
-            m.ops_failed,
-            first
-        );
-        if let (Some(e), true) = (&m.error, m.ops_failed == 0) {
-            if m.verdict.is_bad() {
-                println!("{:<15} error: {e}", "");
-            }
-        }
-    }
-    let s = &r.summary;
-    let first = s.first_divergence.as_ref().map_or_else(
-        || "none".to_string(),
-        |f| format!("{} (module {}, op #{})", f.op, f.module, f.index),
-    );
-    println!(
-        "run: {} · {} ops ({} checked, {} failed, {} errors) · coverage {:.1}% · {:.2}s",
-        s.verdict.as_str(),
-        s.ops,
-        s.ops_checked,
-        s.ops_failed,
-        s.ops_error,
-        s.coverage * 100.0,
-        r.run.duration_s
-    );
-    println!("first divergence: {first}");
-    if let Some(d) = &s.sharpest_drop {
-        println!(
-            "sharpest PCC drop: {} ({:.7} → {:.7})",
-            d.op, d.from, d.to
-        );
-    }
-}
-
-/// `YYYYmmdd-HHMMSS-<backend>-<mode>` in UTC, plus the pid to keep parallel runs apart.
-fn run_id(backend: &str, mode: Mode) -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (y, mo, d) = civil_from_days(days as i64);
-    format!(
-        "{y:04}{mo:02}{d:02}-{:02}{:02}{:02}-{backend}-{}-{}",
-        rem / 3600,
-        (rem / 60) % 60,
-        rem % 60,
-        mode.as_str(),
-        std::process::id()
-    )
-}
-
-/// Days since 1970-01-01 → (year, month, day) in the proleptic Gregorian calendar.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
 #[cfg(test)]
 mod tests {
-    use super::civil_from_days;
+    use super::run::civil_from_days;
 
     #[test]
     fn civil_dates() {

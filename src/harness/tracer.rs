@@ -121,9 +121,13 @@ impl<'a> Tracer<'a> {
                 device.nan, device.inf, golden.nan, golden.inf
             ));
         } else if l2 > limit || l2.is_nan() {
-            reason = Some(format!("l2 norm differs by {l2:.3e} > {limit:.1e} (stats-only golden)"));
+            reason = Some(format!(
+                "l2 norm differs by {l2:.3e} > {limit:.1e} (stats-only golden)"
+            ));
         } else if sd > limit || sd.is_nan() {
-            reason = Some(format!("std differs by {sd:.3e} > {limit:.1e} (stats-only golden)"));
+            reason = Some(format!(
+                "std differs by {sd:.3e} > {limit:.1e} (stats-only golden)"
+            ));
         }
         StatsCheck {
             golden: golden.clone(),
@@ -256,6 +260,7 @@ impl Backend for Tracer<'_> {
         report.dtype = out.meta.dtype.as_str().to_string();
         report.layout = out.meta.layout.as_str().to_string();
         report.memory = out.meta.memory.as_string();
+        report.precision = self.device.precision(op);
         let dev = out.as_slice();
         report.device_stats = Some(stats(&dev));
         let dtype = out.meta.dtype;
@@ -318,8 +323,7 @@ impl Backend for Tracer<'_> {
             Verdict::Unsupported
         } else if report.local_failed() || report.chained_failed() {
             Verdict::Fail
-        } else if !notes.is_empty() && report.chained.is_none() && report.chained_stats.is_none()
-        {
+        } else if !notes.is_empty() && report.chained.is_none() && report.chained_stats.is_none() {
             Verdict::Error
         } else if report.chained.is_none() && report.chained_stats.is_none() {
             Verdict::Unchecked
