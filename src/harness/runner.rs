@@ -83,7 +83,11 @@ pub fn run(inp: &RunInputs<'_>, opts: &RunOptions, sink: &dyn EventSink) -> RunR
     };
     sink.event(&Event::RunStarted {
         info: info.clone(),
-        modules: opts.modules.iter().map(|m| m.as_str().to_string()).collect(),
+        modules: opts
+            .modules
+            .iter()
+            .map(|m| m.as_str().to_string())
+            .collect(),
     });
     let tracer = Tracer::new(
         inp.device,
@@ -296,7 +300,11 @@ fn run_one(
 
 /// Folds module reports into the run summary.
 pub fn summarize(modules: &[ModuleReport], has_local: bool) -> Summary {
-    let all = || modules.iter().flat_map(|m| m.ops.iter().map(move |o| (m, o)));
+    let all = || {
+        modules
+            .iter()
+            .flat_map(|m| m.ops.iter().map(move |o| (m, o)))
+    };
     let ops = all().count();
     let ops_checked = all()
         .filter(|(_, o)| o.chained.is_some() || o.chained_stats.is_some() || o.local.is_some())
@@ -342,9 +350,9 @@ pub fn summarize(modules: &[ModuleReport], has_local: bool) -> Summary {
             index: o.index,
             reason: o.error.clone().or_else(|| {
                 let c = if has_local { &o.local } else { &o.chained };
-                c.as_ref().and_then(|c| c.reason.clone()).or_else(|| {
-                    o.chained_stats.as_ref().and_then(|c| c.reason.clone())
-                })
+                c.as_ref()
+                    .and_then(|c| c.reason.clone())
+                    .or_else(|| o.chained_stats.as_ref().and_then(|c| c.reason.clone()))
             }),
         });
     let mut sharpest: Option<PccDrop> = None;

@@ -305,9 +305,9 @@ impl Checkpoint {
             seen.insert(name, ());
             match self.shape(name) {
                 None => missing.push(name.clone()),
-                Some(got) if &got != shape => misshapen.push(format!(
-                    "{name}: expected {shape:?}, found {got:?}"
-                )),
+                Some(got) if &got != shape => {
+                    misshapen.push(format!("{name}: expected {shape:?}, found {got:?}"))
+                }
                 Some(_) => {}
             }
         }
@@ -357,20 +357,28 @@ impl Checkpoint {
         };
         let count_layers = |prefix: &str, leaf: &str| -> usize {
             (0..)
-                .take_while(|i| self.names.contains_key(&format!("{prefix}.layers.{i}.{leaf}")))
+                .take_while(|i| {
+                    self.names
+                        .contains_key(&format!("{prefix}.layers.{i}.{leaf}"))
+                })
                 .count()
         };
         let mut c = base.clone();
         let patch = shape(&format!("{VISION}.embeddings.patch_embedding.weight"))?;
         if patch.len() != 4 {
-            return Err(err(format!("patch_embedding.weight has shape {patch:?}, expected 4-D")));
+            return Err(err(format!(
+                "patch_embedding.weight has shape {patch:?}, expected 4-D"
+            )));
         }
         c.siglip.width = patch[0];
         c.siglip.patch = patch[2];
         let pos = shape(&format!("{VISION}.embeddings.position_embedding.weight"))?;
         let grid = (pos[0] as f64).sqrt().round() as usize;
         if grid * grid != pos[0] {
-            return Err(err(format!("position table has {} rows, not a square grid", pos[0])));
+            return Err(err(format!(
+                "position table has {} rows, not a square grid",
+                pos[0]
+            )));
         }
         c.siglip.pos_grid = grid;
         c.siglip.layers = count_layers(&format!("{VISION}.encoder"), "layer_norm1.weight");
@@ -428,14 +436,19 @@ mod tests {
             "paligemma_with_expert.paligemma.model.language_model.layers.3.mlp.up_proj.weight"
         );
         assert_eq!(
-            canonical_from_legacy("model.paligemma_with_expert.paligemma.language_model.lm_head.weight"),
+            canonical_from_legacy(
+                "model.paligemma_with_expert.paligemma.language_model.lm_head.weight"
+            ),
             TIED_EMBEDDING
         );
         assert_eq!(
             canonical_from_legacy("model.paligemma_with_expert.paligemma.vision_tower.vision_model.post_layernorm.bias"),
             format!("{VISION}.post_layernorm.bias")
         );
-        assert_eq!(canonical_from_legacy("model.state_proj.weight"), "state_proj.weight");
+        assert_eq!(
+            canonical_from_legacy("model.state_proj.weight"),
+            "state_proj.weight"
+        );
         assert_eq!(
             canonical_from_legacy("model.paligemma_with_expert.gemma_expert.model.norm.weight"),
             format!("{EXPERT}.norm.weight")

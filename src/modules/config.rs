@@ -226,8 +226,7 @@ impl Pi0Config {
                 self.expert.layers, self.vlm.layers
             ));
         }
-        if self.vlm.head_dim != self.expert.head_dim || self.vlm.kv_heads != self.expert.kv_heads
-        {
+        if self.vlm.head_dim != self.expert.head_dim || self.vlm.kv_heads != self.expert.kv_heads {
             errs.push("the expert must share the VLM's head_dim and kv_heads".into());
         }
         for (n, g) in [("vlm", &self.vlm), ("expert", &self.expert)] {

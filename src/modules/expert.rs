@@ -15,15 +15,7 @@ pub fn run(ctx: &Ctx<'_>, root: &Scope, env: &mut Env) -> Result<(), ModuleError
     let h = take(env, suffix::EMBS)?.clone();
     let mask = take(env, attn_masks::SUFFIX_ROWS)?;
     let positions = take(env, attn_masks::SUFFIX_POSITIONS)?;
-    let (out, _) = gemma::stack(
-        ctx,
-        &s,
-        &ctx.cfg.expert,
-        h,
-        positions,
-        mask,
-        Some(&cache),
-    )?;
+    let (out, _) = gemma::stack(ctx, &s, &ctx.cfg.expert, h, positions, mask, Some(&cache))?;
     env.insert(OUTPUT.into(), out);
     Ok(())
 }

@@ -362,9 +362,13 @@ mod tests {
             l.weight("up_proj.weight"),
             "paligemma_with_expert.paligemma.model.language_model.layers.3.mlp.up_proj.weight"
         );
-        let d = Scope::root().pp_op("denoise.4").pp("expert", checkpoint::EXPERT);
+        let d = Scope::root()
+            .pp_op("denoise.4")
+            .pp("expert", checkpoint::EXPERT);
         assert_eq!(
-            d.pp("layers.0", "layers.0").pp("attn", "self_attn").op("k_cat"),
+            d.pp("layers.0", "layers.0")
+                .pp("attn", "self_attn")
+                .op("k_cat"),
             "denoise.4.expert.layers.0.attn.k_cat"
         );
         assert_eq!(

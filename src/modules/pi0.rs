@@ -4,8 +4,8 @@
 
 use crate::backend::OpKind;
 use crate::modules::{
-    action, attn_masks, expert, lang_embed, prefix, projector, siglip, suffix, take, vlm, Ctx,
-    Env, ModuleError, Pi0Config, Scope,
+    action, attn_masks, expert, lang_embed, prefix, projector, siglip, suffix, take, vlm, Ctx, Env,
+    ModuleError, Pi0Config, Scope,
 };
 
 /// Name of the sampler's output (the actions).
