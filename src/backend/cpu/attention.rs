@@ -3,7 +3,7 @@
 use rayon::prelude::*;
 
 use super::gemm::{matmul, MatMut, MatRef};
-use super::{expect_rank, output, rank_error};
+use super::{alloc, expect_rank, output, rank_error};
 use crate::backend::{OpError, OpKind};
 use crate::tensor::{shape_string, Tensor};
 
@@ -189,7 +189,7 @@ pub(super) fn sdpa(
         .map(|m| mask_view(kind, m, [b, hq, t, s]))
         .transpose()?;
     if b * t == 0 || s == 0 {
-        return output(kind, &[b, t, wq], vec![0.0; b * t * wq]);
+        return output(kind, &[b, t, wq], alloc(kind, &[b, t, wq], 0.0)?);
     }
     let (qd, kd, vd) = (q.as_slice(), k.as_slice(), v.as_slice());
     let group = hq / hkv;
@@ -216,7 +216,11 @@ pub(super) fn sdpa(
             data: &vd[ko..],
             ..km
         };
-        let mut scores = vec![0.0f32; t * s];
+        let mut scores = Vec::new();
+        scores
+            .try_reserve_exact(t * s)
+            .map_err(|_| format!("cannot allocate {t}×{s} attention scores"))?;
+        scores.resize(t * s, 0.0);
         matmul(MatMut::row_major(&mut scores, t, s), qm, km.t(), false, 1)?;
         for (ti, row) in scores.chunks_exact_mut(s).enumerate() {
             for x in row.iter_mut() {
@@ -247,7 +251,7 @@ pub(super) fn sdpa(
         (0..b * hq).map(one_head).collect()
     };
     let per_head = per_head.map_err(|e| OpError::invalid(kind, e))?;
-    let mut out = vec![0.0f32; b * t * wq];
+    let mut out = alloc(kind, &[b, t, wq], 0.0)?;
     for (bh, o) in per_head.iter().enumerate() {
         let (bi, h) = (bh / hq, bh % hq);
         for ti in 0..t {
@@ -304,7 +308,7 @@ pub(super) fn attn_mask_2d(
         ));
     }
     let (p, a) = (pad.as_slice(), ar.as_slice());
-    let mut out = vec![0.0f32; b * l * l];
+    let mut out = alloc(kind, &[b, l, l], 0.0)?;
     let mut c = vec![0.0f32; l];
     for bi in 0..b {
         let (pr, arow) = (&p[bi * l..][..l], &a[bi * l..][..l]);
@@ -376,7 +380,8 @@ pub(super) fn time_embed(
         .map(|f| (1.0 / (min_period * ratio.powf(f))) * two_pi)
         .collect();
     let ts = t.as_slice();
-    let mut out = Vec::with_capacity(ts.len() * dim);
+    let mut out = alloc(kind, &[ts.len(), dim], 0.0)?;
+    out.clear();
     for &tv in ts.iter() {
         let tv = tv as f64;
         out.extend(omega.iter().map(|&w| (w * tv).sin() as f32));

@@ -1,7 +1,7 @@
 //! `interpolate_bicubic`: torch `F.interpolate(mode="bicubic", align_corners=False)` on a
 //! position table.
 
-use super::{expect_rank, fma32, output};
+use super::{alloc, expect_rank, fma32, output};
 use crate::backend::{OpError, OpKind};
 use crate::tensor::{shape_string, Tensor};
 
@@ -76,7 +76,7 @@ pub(super) fn bicubic(
     }
     let src = table.as_slice();
     let (ty, tx) = (taps(in_h, out_h), taps(in_w, out_w));
-    let mut out = vec![0.0f32; out_h * out_w * d];
+    let mut out = alloc(kind, &[out_h, out_w, d], 0.0)?;
     let mut inner = vec![0.0f32; d];
     for (oy, ry) in ty.iter().enumerate() {
         for (ox, rx) in tx.iter().enumerate() {

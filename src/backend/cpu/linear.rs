@@ -1,7 +1,7 @@
 //! `linear` and `conv2d_patch` (im2col + GEMM).
 
 use super::gemm::{matmul, MatMut, MatRef};
-use super::{expect_rank, output, rank_error};
+use super::{alloc, expect_rank, output, rank_error};
 use crate::backend::{OpError, OpKind};
 use crate::tensor::{shape_string, Tensor};
 
@@ -52,7 +52,7 @@ pub(super) fn linear(
 /// `m` rows each holding the bias (or zeros without one).
 fn bias_rows(kind: &OpKind, b: Option<&Tensor>, m: usize, n: usize) -> Result<Vec<f32>, OpError> {
     let Some(b) = b else {
-        return Ok(vec![0.0; m * n]);
+        return alloc(kind, &[m, n], 0.0);
     };
     if b.shape() != [n] {
         return Err(OpError::invalid(
@@ -64,9 +64,11 @@ fn bias_rows(kind: &OpKind, b: Option<&Tensor>, m: usize, n: usize) -> Result<Ve
         ));
     }
     let bd = b.as_slice();
-    let mut out = Vec::with_capacity(m * n);
-    for _ in 0..m {
-        out.extend_from_slice(&bd);
+    let mut out = alloc(kind, &[m, n], 0.0)?;
+    if n > 0 {
+        for row in out.chunks_exact_mut(n) {
+            row.copy_from_slice(&bd);
+        }
     }
     Ok(out)
 }

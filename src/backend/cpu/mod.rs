@@ -242,6 +242,21 @@ fn output(kind: &OpKind, shape: &[usize], data: Vec<f32>) -> Result<Tensor, OpEr
     })
 }
 
+/// A buffer for `shape` filled with `fill`, or an error instead of an allocation abort.
+fn alloc(kind: &OpKind, shape: &[usize], fill: f32) -> Result<Vec<f32>, OpError> {
+    let too_big = || {
+        OpError::invalid(
+            kind,
+            format!("output shape {} is too large", shape_string(shape)),
+        )
+    };
+    let n = numel(shape).ok_or_else(too_big)?;
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).map_err(|_| too_big())?;
+    v.resize(n, fill);
+    Ok(v)
+}
+
 /// Product of dims, `None` on overflow.
 fn numel(shape: &[usize]) -> Option<usize> {
     shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d))

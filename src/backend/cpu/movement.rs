@@ -3,24 +3,9 @@
 
 use ndarray::IxDyn;
 
-use super::{expect_rank, numel, output};
+use super::{alloc, expect_rank, numel, output};
 use crate::backend::{OpError, OpKind};
 use crate::tensor::{shape_string, Tensor};
-
-/// A zeroed buffer of `n` elements, or an error instead of an allocation abort.
-fn alloc(kind: &OpKind, shape: &[usize], fill: f32) -> Result<Vec<f32>, OpError> {
-    let too_big = || {
-        OpError::invalid(
-            kind,
-            format!("output shape {} is too large", shape_string(shape)),
-        )
-    };
-    let n = numel(shape).ok_or_else(too_big)?;
-    let mut v = Vec::new();
-    v.try_reserve_exact(n).map_err(|_| too_big())?;
-    v.resize(n, fill);
-    Ok(v)
-}
 
 fn dim_error(kind: &OpKind, dim: usize, shape: &[usize]) -> OpError {
     OpError::invalid(
