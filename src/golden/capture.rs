@@ -248,14 +248,15 @@ impl Capture {
         }
     }
 
-    /// Validates one module without reading tensor data: every input resolves to full data,
-    /// every output is one of its ops, and every record with a file has its shard, its tensor,
-    /// and the declared shape and dtype. Returns the first problem.
+    /// Validates one module without reading tensor data: every input resolves to full data and
+    /// every record with a file has its shard, its tensor, and the declared shape and dtype.
+    /// Returns the first problem. Ops or outputs without a record are not an error here (the
+    /// harness reports them as unchecked).
     ///
     /// # Errors
     ///
     /// [`GoldenErrorKind::UnknownModule`], [`GoldenErrorKind::UnknownModuleInput`],
-    /// [`GoldenErrorKind::ModuleInputStatsOnly`], [`GoldenErrorKind::UnknownModuleOutput`],
+    /// [`GoldenErrorKind::ModuleInputStatsOnly`],
     /// [`GoldenErrorKind::MissingShard`], [`GoldenErrorKind::RecordTensorMissing`],
     /// [`GoldenErrorKind::RecordShapeMismatch`], [`GoldenErrorKind::RecordDtypeMismatch`],
     /// [`GoldenErrorKind::PathEscape`] or a safetensors error of a shard.
@@ -288,15 +289,6 @@ impl Capture {
                     }
                     self.check_op(id, rec)?;
                 }
-            }
-        }
-        for output in &m.outputs {
-            if !m.ops.iter().any(|o| &o.name == output) {
-                return Err(GoldenErrorKind::UnknownModuleOutput {
-                    module: id.to_string(),
-                    output: output.clone(),
-                }
-                .into());
             }
         }
         for rec in m.ops.iter().filter(|r| r.file.is_some()) {

@@ -242,9 +242,6 @@ pub enum GoldenErrorKind {
         "resolve input `{input}` of module `{module}`: the capture holds only statistics for it"
     )]
     ModuleInputStatsOnly { module: String, input: String },
-    /// A module output that is not one of its ops.
-    #[error("resolve output `{output}` of module `{module}`: the module has no op of that name")]
-    UnknownModuleOutput { module: String, output: String },
 
     // ---- writer ---------------------------------------------------------------------------
     /// A module id that cannot name a shard file.
