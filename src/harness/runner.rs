@@ -169,7 +169,7 @@ fn run_one(
         .map(|m| m.ops.iter().map(|o| o.name.clone()).collect())
         .unwrap_or_default();
     if let Err(e) = inp.capture.check_module(id.as_str()) {
-        report.error = Some(format!("{e:#}"));
+        report.error = Some(error_chain(&e));
         report.missing_device = golden_ops;
         report.duration_s = t0.elapsed().as_secs_f64();
         return report;
@@ -198,7 +198,7 @@ fn run_one(
                 }
             },
             Err(e) => {
-                input_error = Some(format!("read golden input `{name}`: {e}"));
+                input_error = Some(format!("read golden input `{name}`: {}", error_chain(&e)));
                 break;
             }
         }
@@ -221,14 +221,7 @@ fn run_one(
     let result = run_module(id, ctx, &mut env);
     let ops = tracer.end_module();
     if let Err(e) = &result {
-        let mut msg = e.to_string();
-        let mut src = std::error::Error::source(e);
-        while let Some(s) = src {
-            msg.push_str(": ");
-            msg.push_str(&s.to_string());
-            src = s.source();
-        }
-        report.error = Some(msg);
+        report.error = Some(error_chain(e));
     }
     if mode == Mode::Pipeline {
         for name in id.outputs(inp.cfg) {
@@ -296,6 +289,21 @@ fn run_one(
     report.ops = ops;
     report.duration_s = t0.elapsed().as_secs_f64();
     report
+}
+
+/// An error and its causes, `: `-separated.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        let s_text = s.to_string();
+        if !msg.contains(&s_text) {
+            msg.push_str(": ");
+            msg.push_str(&s_text);
+        }
+        src = s.source();
+    }
+    msg
 }
 
 /// Folds module reports into the run summary.
