@@ -383,11 +383,14 @@ impl Checkpoint {
         c.siglip.pos_grid = grid;
         c.siglip.layers = count_layers(&format!("{VISION}.encoder"), "layer_norm1.weight");
         c.siglip.mlp = shape(&format!("{VISION}.encoder.layers.0.mlp.fc1.weight"))?[0];
-        if c.siglip.width % base.siglip.head_dim == 0 {
-            c.siglip.heads = c.siglip.width / base.siglip.head_dim;
+        // Head counts are not visible in shapes: So400m (width 1152) uses 16 heads of 72;
+        // otherwise keep the base config's head_dim.
+        c.siglip.head_dim = if c.siglip.width == 1152 {
+            72
         } else {
-            c.siglip.head_dim = c.siglip.width / c.siglip.heads.max(1);
-        }
+            base.siglip.head_dim
+        };
+        c.siglip.heads = c.siglip.width / c.siglip.head_dim.max(1);
         let emb = shape(TIED_EMBEDDING)?;
         c.vlm.vocab = emb[0];
         c.vlm.width = emb[1];
