@@ -397,3 +397,84 @@ fn pickle_checkpoints_are_refused() {
     assert_eq!(code(&o), 2, "{}", text(&o));
     assert!(String::from_utf8_lossy(&o.stderr).contains("pickle"));
 }
+
+/// Rewrites a safetensors header with renamed keys (data untouched).
+fn rename_keys(path: &Path, out: &Path, rename: impl Fn(&str) -> String) {
+    let bytes = std::fs::read(path).unwrap();
+    let hlen = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Map<String, Value> =
+        serde_json::from_slice(&bytes[8..8 + hlen]).unwrap();
+    let renamed: serde_json::Map<String, Value> = header
+        .into_iter()
+        .map(|(k, v)| {
+            if k == "__metadata__" {
+                (k, v)
+            } else {
+                (rename(&k), v)
+            }
+        })
+        .collect();
+    let mut h = serde_json::to_vec(&renamed).unwrap();
+    while (8 + h.len()) % 8 != 0 {
+        h.push(b' ');
+    }
+    let mut data = (h.len() as u64).to_le_bytes().to_vec();
+    data.extend_from_slice(&h);
+    data.extend_from_slice(&bytes[8 + hlen..]);
+    std::fs::write(out, data).unwrap();
+}
+
+#[test]
+fn legacy_checkpoint_naming_loads_and_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let legacy = tmp.path().join("legacy.safetensors");
+    rename_keys(&goldens().join("checkpoint.safetensors"), &legacy, |k| {
+        let pairs = [
+            (
+                "paligemma_with_expert.paligemma.lm_head",
+                "paligemma_with_expert.paligemma.language_model.lm_head",
+            ),
+            (
+                "paligemma_with_expert.paligemma.model.language_model",
+                "paligemma_with_expert.paligemma.language_model.model",
+            ),
+            (
+                "paligemma_with_expert.paligemma.model.vision_tower",
+                "paligemma_with_expert.paligemma.vision_tower",
+            ),
+            (
+                "paligemma_with_expert.paligemma.model.multi_modal_projector",
+                "paligemma_with_expert.paligemma.multi_modal_projector",
+            ),
+        ];
+        let mut k = k.to_string();
+        for (from, to) in pairs {
+            if let Some(rest) = k.strip_prefix(from) {
+                k = format!("{to}{rest}");
+                break;
+            }
+        }
+        format!("model.{k}")
+    });
+    let o = pccscope(&["inspect", legacy.to_str().unwrap()], tmp.path());
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("naming:  legacy"), "{out}");
+    assert!(out.contains("problems: none"), "{out}");
+    let g = goldens();
+    let o = pccscope(
+        &[
+            "run",
+            "--goldens",
+            g.to_str().unwrap(),
+            "--checkpoint",
+            legacy.to_str().unwrap(),
+            "--modules",
+            "siglip,lang_embed,vlm",
+            "--report-dir",
+            "out",
+        ],
+        tmp.path(),
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o));
+}
