@@ -478,3 +478,38 @@ fn legacy_checkpoint_naming_loads_and_runs() {
     );
     assert_eq!(code(&o), 0, "{}", text(&o));
 }
+
+#[test]
+fn nan_in_a_golden_fails_that_op_with_a_message_and_the_run_goes_on() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cap = tmp.path().join("cap");
+    copy_dir(&goldens(), &cap);
+    let target = "siglip.layers.2.mlp.fc1";
+    perturb(&cap, target, f32::NAN, 3);
+    let o = pccscope(
+        &[
+            "run",
+            "--goldens",
+            cap.to_str().unwrap(),
+            "--modules",
+            "siglip,projector",
+            "--report-dir",
+            "out",
+        ],
+        tmp.path(),
+    );
+    assert_eq!(code(&o), 1, "{}", text(&o));
+    let r = report(&tmp.path().join("out"));
+    let bad = failing_ops(&r);
+    assert_eq!(bad, vec![("siglip".to_string(), target.to_string())]);
+    let op = r["modules"][0]["ops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["name"] == target)
+        .unwrap()
+        .clone();
+    assert_eq!(op["chained"]["golden_nan"], 3);
+    assert!(op["error"].as_str().unwrap().contains("3 NaN"), "{op}");
+    assert_eq!(r["modules"][1]["verdict"], "pass");
+}
