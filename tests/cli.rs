@@ -513,3 +513,67 @@ fn nan_in_a_golden_fails_that_op_with_a_message_and_the_run_goes_on() {
     assert!(op["error"].as_str().unwrap().contains("3 NaN"), "{op}");
     assert_eq!(r["modules"][1]["verdict"], "pass");
 }
+
+#[test]
+fn save_trace_writes_a_capture_that_runs_as_goldens() {
+    let tmp = tempfile::tempdir().unwrap();
+    let g = goldens();
+    let o = pccscope(
+        &[
+            "run",
+            "--goldens",
+            g.to_str().unwrap(),
+            "--mode",
+            "pipeline",
+            "--save-trace",
+            "trace",
+            "--report-dir",
+            "out1",
+        ],
+        tmp.path(),
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let manifest: Value = serde_json::from_str(
+        &std::fs::read_to_string(tmp.path().join("trace/manifest.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(manifest["schema"], "pccscope.capture/1");
+    assert_eq!(manifest["producer"]["kind"], "pccscope-backend");
+    let modules = manifest["modules"].as_array().unwrap();
+    assert_eq!(modules.len(), 11);
+    let up = modules[4]["ops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["name"] == "vlm.layers.0.mlp.up")
+        .unwrap();
+    assert_eq!(up["kind"], "linear");
+    assert_eq!(up["inputs"], serde_json::json!(["vlm.layers.0.post_norm"]));
+    assert_eq!(
+        up["params"],
+        serde_json::json!([
+            "paligemma_with_expert.paligemma.model.language_model.layers.0.mlp.up_proj.weight"
+        ])
+    );
+    assert_eq!(up["layout"], "row_major");
+    // The trace is a capture: the cpu backend reproduces it exactly.
+    let ck = g.join("checkpoint.safetensors");
+    let o = pccscope(
+        &[
+            "run",
+            "--goldens",
+            "trace",
+            "--checkpoint",
+            ck.to_str().unwrap(),
+            "--mode",
+            "pipeline",
+            "--report-dir",
+            "out2",
+        ],
+        tmp.path(),
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let r = report(&tmp.path().join("out2"));
+    assert_eq!(r["summary"]["coverage"].as_f64(), Some(1.0));
+    assert_eq!(r["summary"]["ops_failed"], 0);
+}

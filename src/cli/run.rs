@@ -158,6 +158,16 @@ pub(crate) fn run(args: RunArgs) -> Result<u8> {
         let mut w = w
             .lock()
             .map_err(|_| anyhow::anyhow!("trace writer poisoned"))?;
+        // Capture paths may not leave their directory, so a trace names no checkpoint: reuse
+        // it as goldens with `--checkpoint`.
+        w.set_checkpoint(None);
+        for input in &capture.manifest().inputs {
+            let t = capture
+                .tensor(&input.name)
+                .with_context(|| format!("read input `{}` for the trace", input.name))?;
+            w.add_input(&input.name, &t, &input.dtype)
+                .with_context(|| format!("add input `{}` to the trace", input.name))?;
+        }
         for id in &modules {
             w.begin_module(id.as_str(), id.inputs(&cfg), id.outputs(&cfg));
         }

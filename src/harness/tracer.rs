@@ -139,7 +139,17 @@ impl<'a> Tracer<'a> {
         }
     }
 
-    fn record(&self, mut report: OpReport, out: Option<&Tensor>) {
+    fn record(&self, report: OpReport, out: Option<&Tensor>) {
+        self.record_with(report, out, None)
+    }
+
+    /// Records an op; with a trace writer, `op`/`inputs` describe it in the saved capture.
+    fn record_with(
+        &self,
+        mut report: OpReport,
+        out: Option<&Tensor>,
+        op: Option<(&Op, &[&Tensor])>,
+    ) {
         let module = {
             let mut st = self.lock();
             report.index = st.next_index;
@@ -149,7 +159,7 @@ impl<'a> Tracer<'a> {
         };
         if let (Some(w), Some(t)) = (self.trace, out) {
             if let Ok(mut w) = w.lock() {
-                let rec = trace_record(&report, t);
+                let rec = self.trace_record(&report, t, op);
                 // A failure to buffer the trace must not stop the run; the writer reports it
                 // again at finish().
                 let _ = w.add_op(&module, rec, Some(t));
@@ -162,24 +172,43 @@ impl<'a> Tracer<'a> {
     }
 }
 
-fn trace_record(r: &OpReport, t: &Tensor) -> CaptureOp {
-    let inputs = Vec::new();
-    CaptureOp {
-        name: r.name.clone(),
-        kind: r.kind.clone(),
-        attrs: serde_json::json!({}),
-        inputs,
-        params: Vec::new(),
-        shape: t.shape().to_vec(),
-        dtype: "F32".into(),
-        file: None,
-        tensor: None,
-        stats: None,
-        layout: Some(r.layout.clone()),
-        memory: Some(r.memory.clone()),
-        padded_shape: Some(r.padded_shape.clone()),
-        device_dtype: Some(r.dtype.clone()),
-        precision: r.precision.clone(),
+impl Tracer<'_> {
+    /// The capture record of a traced op: kind and attrs, its activation inputs (names the
+    /// goldens know as ops or raw inputs) and its parameters (every other named input).
+    fn trace_record(&self, r: &OpReport, t: &Tensor, op: Option<(&Op, &[&Tensor])>) -> CaptureOp {
+        let mut inputs = Vec::new();
+        let mut params = Vec::new();
+        let mut attrs = serde_json::json!({});
+        if let Some((op, tensors)) = op {
+            attrs = op.kind.attrs();
+            for x in tensors {
+                let Some(name) = x.origin.as_deref() else {
+                    continue;
+                };
+                if self.goldens.record(name).is_some() || self.goldens.input(name).is_some() {
+                    inputs.push(name.to_string());
+                } else {
+                    params.push(name.to_string());
+                }
+            }
+        }
+        CaptureOp {
+            name: r.name.clone(),
+            kind: r.kind.clone(),
+            attrs,
+            inputs,
+            params,
+            shape: t.shape().to_vec(),
+            dtype: "F32".into(),
+            file: None,
+            tensor: None,
+            stats: None,
+            layout: Some(r.layout.clone()),
+            memory: Some(r.memory.clone()),
+            padded_shape: Some(r.padded_shape.clone()),
+            device_dtype: Some(r.dtype.clone()),
+            precision: r.precision.clone(),
+        }
     }
 }
 
@@ -277,7 +306,7 @@ impl Backend for Tracer<'_> {
                     );
                     report.verdict = Verdict::Error;
                     report.error = Some(msg.clone());
-                    self.record(report, Some(&out));
+                    self.record_with(report, Some(&out), Some((op, inputs)));
                     return Err(OpError::invalid(&op.kind, msg));
                 }
                 let gs = g.as_slice();
@@ -334,7 +363,7 @@ impl Backend for Tracer<'_> {
             report.error = Some(notes.join("; "));
         }
         drop(dev);
-        self.record(report, Some(&out));
+        self.record_with(report, Some(&out), Some((op, inputs)));
         Ok(out)
     }
 }
