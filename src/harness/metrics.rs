@@ -36,11 +36,16 @@
 //!
 //! # Speed
 //!
-//! The pass works on blocks of [`BLOCK`] elements with independent f64 lane accumulators and
-//! branch-free arithmetic, so LLVM vectorises it; on x86_64 a copy compiled for AVX2 is chosen at
-//! run time. A block holding a non-finite value is detected after the fact (its squared sums are
-//! not finite) and redone by a scalar slow path. The top-k worst elements are found by a second,
-//! cheap pass with a bounded heap, only when asked for.
+//! One pass over blocks of 4096 elements, branch-free, with independent f64 lane accumulators.
+//! On x86_64 with AVX2 and FMA (checked at run time) the block kernel is written with intrinsics
+//! and software prefetch — LLVM's vectoriser spilled or scalarised the ten accumulators — and
+//! runs at about 1 G element pairs/s on a 16 M-element pair (`cargo bench --bench metrics`,
+//! `bench/metrics_vs_numpy.py`); elsewhere a portable kernel is left to the vectoriser. The two
+//! differ only in the rounding of the sums (FMA), never in `max_abs`, `ulp_max` or `allclose`.
+//! A block holding a non-finite value is detected after the fact (its squared sums are not
+//! finite) and redone by a scalar slow path. The top-k worst elements come from a second pass
+//! with a bounded heap, only when asked for; it skips 64-element chunks that cannot beat the
+//! current k-th worst.
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
@@ -53,7 +58,7 @@ use crate::harness::thresholds::Tolerance;
 use crate::tensor::DType;
 
 /// Elements per fast-path block.
-pub const BLOCK: usize = 4096;
+const BLOCK: usize = 4096;
 
 /// What to compute besides the fixed metrics.
 #[derive(Debug, Clone, Copy, PartialEq)]
