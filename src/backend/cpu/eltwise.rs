@@ -1,6 +1,7 @@
 //! Element-wise ops: broadcasting `add` / `mul`, `mul_scalar`, `gelu`, `silu`.
 
-use ndarray::{ArrayD, IxDyn};
+use ndarray::IxDyn;
+use rayon::prelude::*;
 
 use super::output;
 use crate::backend::{GeluApprox, OpError, OpKind};
@@ -71,31 +72,58 @@ pub(super) fn binary(
     output(kind, &shape, out)
 }
 
-/// `f(x)` element-wise; same shape.
-pub(super) fn unary(x: &Tensor, f: impl Fn(f32) -> f32) -> Tensor {
-    let data: ArrayD<f32> = x.array().mapv(f);
-    Tensor::from_array(data.as_standard_layout().into_owned())
+/// Element count above which element-wise maps are split over the rayon workers.
+const PARALLEL_MIN_ELEMS: usize = 1 << 16;
+
+/// `f(x)` element-wise; same shape. Splits large tensors over `threads` workers.
+pub(super) fn unary(
+    kind: &OpKind,
+    x: &Tensor,
+    threads: usize,
+    f: impl Fn(f32) -> f32 + Sync,
+) -> Result<Tensor, OpError> {
+    let src = x.as_slice();
+    let mut out = vec![0.0f32; src.len()];
+    if threads > 1 && src.len() >= PARALLEL_MIN_ELEMS {
+        let chunk = src.len().div_ceil(threads);
+        out.par_chunks_mut(chunk)
+            .zip(src.par_chunks(chunk))
+            .for_each(|(o, s)| o.iter_mut().zip(s).for_each(|(o, &v)| *o = f(v)));
+    } else {
+        out.iter_mut().zip(src.iter()).for_each(|(o, &v)| *o = f(v));
+    }
+    output(kind, x.shape(), out)
 }
 
-/// GELU in f64, rounded once.
-pub(super) fn gelu(x: &Tensor, approx: GeluApprox) -> Tensor {
+/// GELU. The tanh form mirrors torch's f32 kernel step for step
+/// (x³, β·(x + κx³), 0.5·x·(1 + tanh)); the erf form is evaluated in f64 and rounded once.
+pub(super) fn gelu(
+    kind: &OpKind,
+    x: &Tensor,
+    approx: GeluApprox,
+    threads: usize,
+) -> Result<Tensor, OpError> {
     match approx {
-        GeluApprox::Tanh => unary(x, |v| {
-            let v = v as f64;
-            let k = (2.0 / std::f64::consts::PI).sqrt();
-            (0.5 * v * (1.0 + (k * (v + 0.044715 * v * v * v)).tanh())) as f32
-        }),
-        GeluApprox::None => unary(x, |v| {
+        GeluApprox::Tanh => unary(kind, x, threads, gelu_tanh),
+        GeluApprox::None => unary(kind, x, threads, |v| {
             let v = v as f64;
             (0.5 * v * (1.0 + erf(v * std::f64::consts::FRAC_1_SQRT_2))) as f32
         }),
     }
 }
 
-/// x·σ(x) = x / (1 + e^(−x)), in f64.
+/// 0.5·x·(1 + tanh(√(2/π)(x + 0.044715x³))) in f32, in torch's operation order.
+pub(super) fn gelu_tanh(v: f32) -> f32 {
+    const BETA: f32 = (std::f64::consts::SQRT_2 * std::f64::consts::FRAC_2_SQRT_PI * 0.5) as f32;
+    const KAPPA: f32 = 0.044715;
+    let cube = v * v * v;
+    let inner = BETA * (v + KAPPA * cube);
+    0.5 * v * (1.0 + inner.tanh())
+}
+
+/// x·σ(x) = x / (1 + e^(−x)) in f32, torch's formulation.
 pub(super) fn silu(v: f32) -> f32 {
-    let v = v as f64;
-    (v / (1.0 + (-v).exp())) as f32
+    v / (1.0 + (-v).exp())
 }
 
 /// The error function, relative error below 1e-15 for all finite x.
