@@ -1049,3 +1049,143 @@ fn every_kind_checks_arity() {
         }
     }
 }
+
+/// Random shapes, attributes and arities: every call returns `Ok` or `Err`, never panics, and
+/// an `Ok` output holds exactly as many elements as its shape says.
+#[test]
+fn random_inputs_never_panic() {
+    let mut s = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = |n: u64| {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        (s % n) as usize
+    };
+    let backend = CpuBackend::with_threads(2);
+    for _ in 0..50_000 {
+        let mut shape = |next: &mut dyn FnMut(u64) -> usize| -> Vec<usize> {
+            (0..next(5)).map(|_| next(4)).collect()
+        };
+        let kind = match next(22) {
+            0 => OpKind::Linear,
+            1 => OpKind::Conv2dPatch { patch: next(3) },
+            2 => OpKind::InterpolateBicubic {
+                in_h: next(3),
+                in_w: next(3),
+                out_h: next(4),
+                out_w: next(4),
+            },
+            3 => OpKind::LayerNorm { eps: 1e-6 },
+            4 => OpKind::RmsNorm {
+                eps: 1e-6,
+                offset: 1.0,
+            },
+            5 => OpKind::Add,
+            6 => OpKind::Mul,
+            7 => OpKind::MulScalar { value: 2.0 },
+            8 => OpKind::Gelu {
+                approx: GeluApprox::None,
+            },
+            9 => OpKind::Silu,
+            10 => OpKind::Embedding,
+            11 => OpKind::Concat { dim: next(4) },
+            12 => OpKind::Slice {
+                dim: next(4),
+                start: next(3),
+                end: next(4),
+            },
+            13 => OpKind::Reshape {
+                shape: shape(&mut next),
+            },
+            14 => OpKind::Expand {
+                shape: shape(&mut next),
+            },
+            15 => OpKind::RepeatInterleave {
+                dim: next(4),
+                repeats: next(3),
+            },
+            16 => OpKind::Full {
+                shape: shape(&mut next),
+                value: 1.0,
+            },
+            17 => OpKind::Rope {
+                theta: 10000.0,
+                head_dim: next(5),
+            },
+            18 => sdpa_kind(next(3), next(3), next(3), 0.5),
+            19 => OpKind::AttnMask2d { mask_value: -1e9 },
+            20 => OpKind::Positions,
+            _ => OpKind::TimeEmbed {
+                dim: next(5),
+                min_period: 0.004,
+                max_period: 4.0,
+            },
+        };
+        // Half the cases use shapes built for the kind (dims may be 0), sometimes with one
+        // dim perturbed; the rest are arbitrary.
+        let mut shapes: Vec<Vec<usize>> = match (next(2), &kind) {
+            (0, OpKind::Conv2dPatch { patch }) => {
+                let (c, d) = (next(3), next(3));
+                vec![
+                    vec![next(2), c, next(5), next(5)],
+                    vec![d, c, *patch, *patch],
+                    vec![d],
+                ]
+            }
+            (0, OpKind::LayerNorm { .. }) => {
+                let d = next(4);
+                vec![vec![next(3), d], vec![d], vec![d]]
+            }
+            (0, OpKind::Rope { head_dim, .. }) => {
+                let (b, t) = (next(3), next(3));
+                vec![vec![b, t, head_dim * next(3)], vec![b, t]]
+            }
+            (
+                0,
+                OpKind::Sdpa {
+                    q_heads,
+                    kv_heads,
+                    head_dim,
+                    ..
+                },
+            ) => {
+                let (b, t, sl) = (next(3), next(3), next(3));
+                let kv = vec![b, sl, kv_heads * head_dim];
+                let mut v = vec![vec![b, t, q_heads * head_dim], kv.clone(), kv];
+                match next(3) {
+                    0 => v.push(vec![b, 1, t, sl]),
+                    1 => v.push(vec![t, sl]),
+                    _ => {}
+                }
+                v
+            }
+            (0, OpKind::AttnMask2d { .. }) => {
+                let (b, l) = (next(3), next(4));
+                vec![vec![b, l], vec![b, l]]
+            }
+            _ => (0..next(5)).map(|_| shape(&mut next)).collect(),
+        };
+        if next(3) == 0 {
+            let i = next(shapes.len().max(1) as u64);
+            if let Some(sh) = shapes.get_mut(i) {
+                if !sh.is_empty() {
+                    let j = next(sh.len() as u64);
+                    sh[j] = next(4);
+                }
+            }
+        }
+        let tensors: Vec<Tensor> = shapes
+            .iter()
+            .map(|sh| {
+                let n: usize = sh.iter().product();
+                let data = (0..n).map(|_| next(5) as f32 - 1.0).collect();
+                Tensor::from_vec(sh, data).expect("shape")
+            })
+            .collect();
+        let refs: Vec<&Tensor> = tensors.iter().collect();
+        if let Ok(y) = backend.exec(&Op::new("fuzz", kind.clone()), &refs) {
+            let n: usize = y.shape().iter().product();
+            assert_eq!(y.len(), n, "{kind:?}");
+        }
+    }
+}

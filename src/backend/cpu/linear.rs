@@ -116,7 +116,7 @@ pub(super) fn conv2d_patch(
     let rows = nb * hp * wp;
     let src = images.as_slice();
     let mut cols = vec![0.0f32; rows * kk];
-    for (r, dst) in cols.chunks_exact_mut(kk).enumerate() {
+    for (r, dst) in cols.chunks_exact_mut(kk.max(1)).enumerate() {
         let (img, py, px) = (r / (hp * wp), (r / wp) % hp, r % wp);
         for ch in 0..c {
             for ky in 0..patch {
