@@ -1063,7 +1063,7 @@ fn random_inputs_never_panic() {
     };
     let backend = CpuBackend::with_threads(2);
     for _ in 0..50_000 {
-        let mut shape = |next: &mut dyn FnMut(u64) -> usize| -> Vec<usize> {
+        let shape = |next: &mut dyn FnMut(u64) -> usize| -> Vec<usize> {
             (0..next(5)).map(|_| next(4)).collect()
         };
         let kind = match next(22) {
