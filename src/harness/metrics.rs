@@ -254,11 +254,11 @@ fn ulp_dist(g: f64, ae: f64, c: &Consts) -> f64 {
     ae * f64::from_bits(c.inv_magic.wrapping_sub(p.to_bits()))
 }
 
-/// torch's allclose rule, |d − g| ≤ atol + rtol·|g|, with a fused multiply-add so that every
-/// path computes the same threshold.
+/// torch's allclose rule, |d − g| ≤ atol + rtol·|g|; not fused, so that every kernel (with or
+/// without FMA) computes the same threshold.
 #[inline(always)]
 fn is_close(g: f64, ae: f64, c: &Consts) -> bool {
-    ae <= c.rtol.mul_add(g.abs(), c.atol)
+    ae <= c.atol + c.rtol * g.abs()
 }
 
 /// `a` if `a > b`, else `b` (x86 `maxpd` semantics: `b` when either is NaN).
@@ -389,7 +389,7 @@ mod avx2 {
                 let p = _mm256_max_pd(_mm256_and_pd(gv, exp_mask), min_normal);
                 let inv = _mm256_castsi256_pd(_mm256_sub_epi64(magic, _mm256_castpd_si256(p)));
                 max_ulp = _mm256_max_pd(_mm256_mul_pd(ae, inv), max_ulp);
-                let thr = _mm256_fmadd_pd(rtol, _mm256_and_pd(gv, abs_mask), atol);
+                let thr = _mm256_add_pd(atol, _mm256_mul_pd(rtol, _mm256_and_pd(gv, abs_mask)));
                 let ok = _mm256_cmp_pd::<_CMP_LE_OQ>(ae, thr);
                 close = _mm256_sub_epi64(close, _mm256_castpd_si256(ok));
             }
