@@ -105,7 +105,7 @@ pub struct Tolerance {
     pub atol: f64,
     /// Relative tolerance of the allclose fraction (and of the degenerate fallback).
     pub rtol: f64,
-    /// Require bit-for-bit equal values (max |d − g| = 0).
+    /// Require equal values (max |d − g| = 0; −0 equals +0, matched NaN/Inf are equal).
     pub exact: bool,
 }
 
