@@ -153,7 +153,7 @@ std::optional<ttnn::DataType> dtype_of(ttm_dtype d) {
     }
 }
 
-ttm_dtype ttm_dtype_of(ttnn::DataType d) {
+ttm_dtype to_ttm_dtype(ttnn::DataType d) {
     switch (d) {
         case ttnn::DataType::BFLOAT16: return TTM_BF16;
         case ttnn::DataType::BFLOAT8_B: return TTM_BFP8_B;
@@ -454,7 +454,7 @@ ttm_status ttm_tensor_get_info(const ttm_tensor* t, ttm_tensor_info* out) {
             out->logical[i] = logical[i];
             out->padded[i] = i < padded.rank() ? padded[i] : logical[i];
         }
-        out->dtype = ttm_dtype_of(t->t.dtype());
+        out->dtype = to_ttm_dtype(t->t.dtype());
         out->layout = t->t.layout() == ttnn::Layout::TILE ? TTM_TILE : TTM_ROW_MAJOR;
         bool on_device = t->t.storage_type() == tt::tt_metal::StorageType::DEVICE;
         out->on_device = on_device;

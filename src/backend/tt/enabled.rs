@@ -842,7 +842,6 @@ impl Lower<'_> {
         ) && head_dim % 32 == 0
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn sdpa(
         &self,
         inputs: &[&Tensor],
