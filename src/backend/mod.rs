@@ -4,6 +4,7 @@
 //! ([`OpKind::from_record`] / [`OpKind::to_record`]).
 
 pub mod cpu;
+pub mod tt;
 
 use std::fmt;
 
@@ -417,9 +418,12 @@ pub fn by_name(name: &str, profile: Option<&str>) -> Result<Box<dyn Backend>, St
                 "the cpu backend is the f32 reference and has no precision profile `{p}` (use --backend emu)"
             )),
         },
-        "emu" | "tt" => Err(format!(
-            "backend `{name}` is not available in this build yet (available: cpu)"
+        "tt" => tt::TtBackend::open(profile)
+            .map(|b| Box::new(b) as Box<dyn Backend>)
+            .map_err(|e| e.to_string()),
+        "emu" => Err(format!(
+            "backend `{name}` is not available in this build yet (available: cpu, tt)"
         )),
-        other => Err(format!("unknown backend `{other}` (available: cpu)")),
+        other => Err(format!("unknown backend `{other}` (available: cpu, tt)")),
     }
 }

@@ -21,7 +21,8 @@ pub struct RunArgs {
     /// Capture directory holding the goldens.
     #[arg(long, default_value = "goldens/pi0-tiny")]
     goldens: PathBuf,
-    /// Device backend: cpu.
+    /// Device backend: cpu, or tt (Tenstorrent through TT-NN; needs a build with
+    /// `--features tt`, or `--features host-shim` for the host implementation of its ABI).
     #[arg(long, default_value = "cpu")]
     backend: String,
     /// Precision profile of the device backend (a preset name or a TOML file).
@@ -274,6 +275,22 @@ fn print_summary(r: &RunRecord) {
         r.run.duration_s
     );
     println!("first divergence: {first}");
+    if s.ops_unsupported > 0 {
+        let per: Vec<String> = r
+            .modules
+            .iter()
+            .filter_map(|m| {
+                m.on_device_pct
+                    .filter(|p| *p < 100.0)
+                    .map(|p| format!("{} {p:.1}%", m.id))
+            })
+            .collect();
+        println!(
+            "host fallback: {} ops ran on the host (on device: {})",
+            s.ops_unsupported,
+            per.join(", ")
+        );
+    }
     if let Some(d) = s.sharpest_drop.as_ref().filter(|d| d.from - d.to >= 1e-6) {
         println!("sharpest PCC drop: {} ({:.7} → {:.7})", d.op, d.from, d.to);
     }

@@ -125,6 +125,10 @@ pub struct ModuleReport {
     pub inputs_from: String,
     pub ops: Vec<OpReport>,
     pub ops_failed: usize,
+    /// Share of the module's ops the device backend ran itself, in percent: every op but the
+    /// host fallbacks (verdict `unsupported`). `None` when the module ran no op.
+    #[serde(default)]
+    pub on_device_pct: Option<f64>,
     /// Golden ops with no device counterpart.
     pub missing_device: Vec<String>,
     /// Device ops with no golden.

@@ -158,6 +158,7 @@ fn run_one(
         inputs_from: "golden".into(),
         ops: Vec::new(),
         ops_failed: 0,
+        on_device_pct: None,
         missing_device: Vec::new(),
         missing_golden: Vec::new(),
         error: None,
@@ -244,6 +245,7 @@ fn run_one(
         .map(|o| o.name.clone())
         .collect();
     report.ops_failed = ops.iter().filter(|o| o.verdict.is_bad()).count();
+    report.on_device_pct = on_device_pct(&ops);
     report.min_pcc = ops
         .iter()
         .filter_map(OpReport::chained_pcc)
@@ -304,6 +306,18 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         src = s.source();
     }
     msg
+}
+
+/// Percentage of `ops` that did not fall back to the host (`None` for no ops).
+pub fn on_device_pct(ops: &[OpReport]) -> Option<f64> {
+    if ops.is_empty() {
+        return None;
+    }
+    let fallback = ops
+        .iter()
+        .filter(|o| o.verdict == Verdict::Unsupported)
+        .count();
+    Some(100.0 * (ops.len() - fallback) as f64 / ops.len() as f64)
 }
 
 /// Folds module reports into the run summary.

@@ -5,6 +5,7 @@
 //! padded shape. The TT names print the way TT-NN prints them (`DataType.BFLOAT8_B`,
 //! `Layout.TILE`, …).
 
+use std::any::Any;
 use std::fmt;
 use std::sync::Arc;
 
@@ -175,6 +176,29 @@ impl TensorMeta {
     }
 }
 
+/// Backend-private state attached to a tensor — the `tt` backend keeps the tensor's device
+/// buffers here so the next op reads them on the device instead of re-uploading the host copy.
+/// Clones of a tensor share it; backends that do not know the type ignore it.
+#[derive(Clone)]
+pub struct DeviceHandle(Arc<dyn Any + Send + Sync>);
+
+impl DeviceHandle {
+    pub fn new<T: Any + Send + Sync>(state: T) -> DeviceHandle {
+        DeviceHandle(Arc::new(state))
+    }
+
+    /// The state, if it is a `T`.
+    pub fn downcast_ref<T: Any>(&self) -> Option<&T> {
+        self.0.downcast_ref::<T>()
+    }
+}
+
+impl fmt::Debug for DeviceHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("DeviceHandle(..)")
+    }
+}
+
 /// A tensor: host f32 data (shared, cheap to clone) plus device metadata and the name of the
 /// op, input or parameter it came from.
 #[derive(Debug, Clone)]
@@ -183,6 +207,8 @@ pub struct Tensor {
     pub meta: TensorMeta,
     /// Op, raw-input or checkpoint name this tensor was produced as (for traces).
     pub origin: Option<Arc<str>>,
+    /// Device-side state of the backend that produced or uploaded it.
+    device: Option<DeviceHandle>,
 }
 
 impl Tensor {
@@ -193,6 +219,7 @@ impl Tensor {
             data: Arc::new(data),
             meta,
             origin: None,
+            device: None,
         }
     }
 
@@ -211,6 +238,17 @@ impl Tensor {
     pub fn with_origin(mut self, origin: impl Into<Arc<str>>) -> Tensor {
         self.origin = Some(origin.into());
         self
+    }
+
+    /// Attaches backend device state (replacing any).
+    pub fn with_device(mut self, handle: DeviceHandle) -> Tensor {
+        self.device = Some(handle);
+        self
+    }
+
+    /// The backend device state, if any.
+    pub fn device(&self) -> Option<&DeviceHandle> {
+        self.device.as_ref()
     }
 
     pub fn array(&self) -> &ArrayD<f32> {
