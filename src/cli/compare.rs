@@ -90,6 +90,13 @@ pub(crate) fn compare(args: CompareArgs) -> Result<u8> {
             cm.model, cm.preset, gm.model, gm.preset
         );
     }
+    if cm.producer.get("partial").and_then(serde_json::Value::as_bool) == Some(true) {
+        eprintln!(
+            "warning: {} is a partial capture (its producer stopped before closing it); \
+             comparing what it holds",
+            args.capture.display()
+        );
+    }
     let (backend, _) = compare::producer_labels(&cm.producer);
     let opts = CompareOptions {
         run_id: run_id(&backend, "compare"),
