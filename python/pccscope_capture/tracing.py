@@ -338,6 +338,9 @@ class Capture:
             ref = None
         self._ids[key] = _Entry(name, module, rec, ref, _fingerprint(tensor), hooked)
 
+    def _forget_object(self, tensor: Any) -> None:
+        self._ids.pop(id(tensor), None)
+
     def _forget(self, key: int, ref) -> None:
         e = self._ids.get(key)
         if e is not None and e.ref is ref:

@@ -88,9 +88,15 @@ class TtnnHook:
         self._running = None
         qualified = op_name(operation)
         leaf = qualified.rsplit(".", 1)[-1]
-        if leaf in self.skip:
-            return None
         tensors = flatten_tensors(output, is_ttnn)
+        if leaf in self.skip:
+            # A new tensor object may reuse the id of a recorded one that died: make sure it is
+            # not taken for that one when it becomes an input.
+            passed = {id(t) for t in flatten_tensors((args, kwargs), is_ttnn)}
+            for t in tensors:
+                if id(t) not in passed:
+                    self.capture._forget_object(t)
+            return None
         if not tensors:
             return None
         inputs = self._inputs(args, kwargs)

@@ -203,6 +203,29 @@ def test_ttnn_hook_records_every_op_with_device_metadata(tmp_path, monkeypatch):
     assert "ttnn.to_torch" in tt.calls  # data came through ttnn.to_torch
 
 
+def test_a_reused_object_id_is_not_taken_for_a_recorded_tensor(tmp_path, monkeypatch):
+    """TT-NN tensors take no weak references: a recorded tensor is known by id + shape +
+    dtype. A new object from a skipped op (from_torch) may get the id of a dead recorded
+    one; the hook forgets that id, so the new tensor is not listed as the old op's output."""
+    tt = _fake_ttnn.make()
+    fresh = tt.Tensor(np.zeros((2, 4), np.float32))
+    real_from_torch = tt.from_torch.fn
+    with Capture(tmp_path) as cap, trace_ttnn(cap, ttnn=tt):
+        x = tt.from_torch(np.ones((2, 4), np.float32))
+        y = tt.add(x, x)
+        assert cap._known_name(y) == "add"
+        assert cap._known_name(tt.to_device(y)) == "add"  # same object: still known
+        cap._ids[id(fresh)] = cap._ids[id(y)]  # as if `fresh` reused the id of a dead `y`
+        assert cap._known_name(fresh) == "add"
+        monkeypatch.setattr(tt.from_torch, "fn", lambda a: fresh)
+        z = tt.from_torch(np.zeros((2, 4), np.float32))
+        monkeypatch.setattr(tt.from_torch, "fn", real_from_torch)
+        assert z is fresh and cap._known_name(z) is None
+        tt.add(z, y)
+    ops = _ops(load_manifest(tmp_path))
+    assert ops["add_1"][1]["inputs"] == ["add"]
+
+
 def test_an_op_that_raises_under_the_hook_becomes_an_error_record(tmp_path):
     tt = _fake_ttnn.make()
     x = tt.from_torch(np.ones((2, 4), np.float32))
