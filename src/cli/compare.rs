@@ -90,7 +90,12 @@ pub(crate) fn compare(args: CompareArgs) -> Result<u8> {
             cm.model, cm.preset, gm.model, gm.preset
         );
     }
-    if cm.producer.get("partial").and_then(serde_json::Value::as_bool) == Some(true) {
+    if cm
+        .producer
+        .get("partial")
+        .and_then(serde_json::Value::as_bool)
+        == Some(true)
+    {
         eprintln!(
             "warning: {} is a partial capture (its producer stopped before closing it); \
              comparing what it holds",
