@@ -30,7 +30,9 @@ use thiserror::Error;
 use crate::backend::{Backend, Op, OpClass, OpKind};
 use crate::golden::{stats, Capture, Golden, OpRecord, Stats};
 use crate::harness::events::{Event, EventSink};
-use crate::harness::record::{ModuleReport, OpReport, RunInfo, RunRecord, Verdict, REPORT_SCHEMA};
+use crate::harness::record::{
+    Check, ModuleReport, OpReport, RunInfo, RunRecord, Verdict, REPORT_SCHEMA,
+};
 use crate::harness::runner::{fold_module, summarize};
 use crate::harness::thresholds::Thresholds;
 use crate::harness::tracer::{settle, Tracer};
@@ -704,48 +706,51 @@ fn check_op(
         (Some(kind), _) if rec.inputs.is_empty() && takes_activations(kind) => {
             Some(NoLocal::NoInputs)
         }
-        (Some(kind), Some(dv)) => match local_inputs(inp, rec, golden_rec) {
-            Err(Unavailable::StatsOnly) => Some(NoLocal::InputStatsOnly),
-            Err(Unavailable::Problem(e)) => {
-                notes.push(e);
-                Some(NoLocal::Problem)
-            }
-            Ok(tensors) => {
-                let refs: Vec<&Tensor> = tensors.iter().collect();
-                let op = Op::new(report.name.clone(), kind.clone());
-                match inp.reference.exec(&op, &refs) {
-                    Ok(want) => {
-                        let tol = inp.thresholds.local(&report.name, class, dtype);
-                        if want.len() != dv.len() {
-                            notes.push(format!(
-                                    "local check: the reference output has shape {:?}, the capture's {:?}",
-                                    want.shape(),
-                                    rec.shape
-                                ));
-                            Some(NoLocal::Problem)
-                        } else {
-                            match Tracer::check(&want.as_slice(), dv, dtype, &tol) {
-                                Ok(c) => {
-                                    report.local = Some(c);
-                                    None
-                                }
-                                Err(e) => {
-                                    notes.push(format!("local check: {e}"));
-                                    Some(NoLocal::Problem)
-                                }
-                            }
-                        }
-                    }
-                    Err(e) => {
-                        notes.push(format!("reference rejected the op: {e}"));
-                        Some(NoLocal::Problem)
-                    }
+        (Some(kind), Some(dv)) => {
+            let op = Op::new(report.name.clone(), kind.clone());
+            match local_check(inp, rec, golden_rec, &op, dv, dtype) {
+                Ok(c) => {
+                    report.local = Some(c);
+                    None
+                }
+                Err(Unavailable::StatsOnly) => Some(NoLocal::InputStatsOnly),
+                Err(Unavailable::Problem(e)) => {
+                    notes.push(e);
+                    Some(NoLocal::Problem)
                 }
             }
-        },
+        }
     };
     settle(&mut report, false, &notes);
     (report, no_local)
+}
+
+/// The local check of a capture op: the reference runs `op` on the capture's own inputs (and
+/// the checkpoint's parameters) and `device` is checked against its output.
+fn local_check(
+    inp: &CompareInputs<'_>,
+    rec: &OpRecord,
+    golden_rec: Option<&OpRecord>,
+    op: &Op,
+    device: &[f32],
+    dtype: DType,
+) -> Result<Check, Unavailable> {
+    let tensors = local_inputs(inp, rec, golden_rec)?;
+    let refs: Vec<&Tensor> = tensors.iter().collect();
+    let want = inp
+        .reference
+        .exec(op, &refs)
+        .map_err(|e| Unavailable::Problem(format!("reference rejected the op: {e}")))?;
+    if want.len() != device.len() {
+        return Err(Unavailable::Problem(format!(
+            "local check: the reference output has shape {:?}, the capture's {:?}",
+            want.shape(),
+            rec.shape
+        )));
+    }
+    let tol = inp.thresholds.local(&op.name, op.kind.class(), dtype);
+    Tracer::check(&want.as_slice(), device, dtype, &tol)
+        .map_err(|e| Unavailable::Problem(format!("local check: {e}")))
 }
 
 /// The activation inputs of a capture op (from the capture; raw model inputs the capture does
