@@ -64,7 +64,10 @@ fn bench_compare(c: &mut Criterion) {
         goldens_label: "goldens/pi0-tiny".into(),
     };
     let check = compare(&inputs, &opts, &NullSink);
-    assert_eq!(check.local_checks, 328, "every siglip op is locally checked");
+    assert_eq!(
+        check.local_checks, 328,
+        "every siglip op is locally checked"
+    );
     assert!(check.record.summary.first_divergence.is_none());
     let mut group = c.benchmark_group("compare");
     group.sample_size(20);
