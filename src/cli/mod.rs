@@ -1,5 +1,7 @@
-//! Command line: `pccscope run` (the default) and `pccscope inspect`. All printing happens here.
+//! Command line: `pccscope run` (the default), `pccscope compare` and `pccscope inspect`. All
+//! printing happens here.
 
+mod compare;
 pub mod exit;
 mod inspect;
 mod progress;
@@ -23,6 +25,8 @@ pub struct Cli {
 enum Command {
     /// Run the pi0 modules on a backend and check every op against the goldens (default).
     Run(RunArgs),
+    /// Check an external capture (a TT-NN port's trace, a saved device run) against goldens.
+    Compare(compare::CompareArgs),
     /// Describe a checkpoint (.safetensors) or a capture directory.
     Inspect {
         /// A checkpoint file or a capture directory.
@@ -47,6 +51,7 @@ pub fn main() -> u8 {
     let result = match cli.command {
         None => run::run(RunArgs::default()),
         Some(Command::Run(a)) => run::run(a),
+        Some(Command::Compare(a)) => compare::compare(a),
         Some(Command::Inspect { path }) => inspect::inspect(&path).map(|()| exit::OK),
     };
     match result {

@@ -73,7 +73,7 @@ impl Default for RunArgs {
 }
 
 /// Finds the goldens directory: as given, else relative to the crate (for `cargo run`).
-fn resolve_goldens(p: &Path) -> PathBuf {
+pub(crate) fn resolve_goldens(p: &Path) -> PathBuf {
     if p.exists() || p.is_absolute() {
         return p.to_path_buf();
     }
@@ -136,7 +136,7 @@ pub(crate) fn run(args: RunArgs) -> Result<u8> {
     } else {
         Some(&cpu)
     };
-    let run_id = run_id(dev.name(), mode);
+    let run_id = run_id(dev.name(), mode.as_str());
     let trace = args
         .save_trace
         .as_ref()
@@ -227,7 +227,7 @@ fn fmt_pcc(p: Option<f64>) -> String {
     p.map_or_else(|| "-".to_string(), |p| format!("{p:.7}"))
 }
 
-fn print_summary(r: &RunRecord) {
+pub(crate) fn print_summary(r: &RunRecord) {
     println!(
         "pccscope {} · backend {} · profile {} · mode {} · goldens {}",
         r.run.id, r.run.backend, r.run.profile, r.run.mode, r.run.goldens
@@ -297,7 +297,7 @@ fn print_summary(r: &RunRecord) {
 }
 
 /// `YYYYmmdd-HHMMSS-<backend>-<mode>` in UTC, plus the pid to keep parallel runs apart.
-fn run_id(backend: &str, mode: Mode) -> String {
+pub(crate) fn run_id(backend: &str, mode: &str) -> String {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -309,7 +309,7 @@ fn run_id(backend: &str, mode: Mode) -> String {
         rem / 3600,
         (rem / 60) % 60,
         rem % 60,
-        mode.as_str(),
+        mode,
         std::process::id()
     )
 }

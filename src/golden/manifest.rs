@@ -121,6 +121,10 @@ pub struct OpRecord {
     /// Device captures: effective precision config of the op, free-form.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub precision: Option<Value>,
+    /// External captures: the op raised instead of producing an output (the message). Such a
+    /// record carries no data and no stats.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 impl OpRecord {
@@ -142,6 +146,7 @@ impl OpRecord {
             padded_shape: None,
             device_dtype: None,
             precision: None,
+            error: None,
         }
     }
 

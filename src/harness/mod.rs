@@ -1,6 +1,7 @@
 //! The harness: the tracer (the one door every op passes), metrics and tolerances, the run
-//! modes, verdicts, events and the run record.
+//! modes, verdicts, events and the run record, and the offline comparison of captures.
 
+pub mod compare;
 pub mod events;
 pub mod metrics;
 pub mod record;

@@ -232,6 +232,24 @@ fn run_one(
         }
     }
 
+    let outputs: HashSet<String> = id.outputs(inp.cfg).into_iter().collect();
+    fold_module(&mut report, ops, &golden_ops, &outputs, result.is_err());
+    report.duration_s = t0.elapsed().as_secs_f64();
+    report
+}
+
+/// Folds the op reports of one module into its report: the names without a counterpart on
+/// either side, the failure count, the minimum and output PCC (against `report.gate`), and the
+/// module verdict. `raised` says the module stopped with an error (already in `report.error`).
+/// Shared with the offline comparison of captures.
+pub(crate) fn fold_module(
+    report: &mut ModuleReport,
+    ops: Vec<OpReport>,
+    golden_ops: &[String],
+    outputs: &HashSet<String>,
+    raised: bool,
+) {
+    let gate = report.gate;
     let device_names: HashSet<&str> = ops.iter().map(|o| o.name.as_str()).collect();
     let golden_names: HashSet<&str> = golden_ops.iter().map(String::as_str).collect();
     report.missing_device = golden_ops
@@ -250,7 +268,6 @@ fn run_one(
         .iter()
         .filter_map(OpReport::chained_pcc)
         .fold(None, |m: Option<f64>, p| Some(m.map_or(p, |m| m.min(p))));
-    let outputs: HashSet<String> = id.outputs(inp.cfg).into_iter().collect();
     report.output_pcc = ops
         .iter()
         .filter(|o| outputs.contains(&o.name))
@@ -266,7 +283,7 @@ fn run_one(
             report.output_pcc.unwrap_or(f64::NAN)
         ));
     }
-    report.verdict = if result.is_err() {
+    report.verdict = if raised {
         Verdict::Error
     } else if report.ops_failed > 0 || below_gate {
         Verdict::Fail
@@ -289,8 +306,6 @@ fn run_one(
         ));
     }
     report.ops = ops;
-    report.duration_s = t0.elapsed().as_secs_f64();
-    report
 }
 
 /// An error and its causes, `: `-separated.

@@ -73,8 +73,9 @@ impl<'a> Tracer<'a> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn check(
-        &self,
+    /// A full check of `device` against `golden` under `tol` (top-k worst elements when it
+    /// fails). Shared with the offline comparison of captures.
+    pub(crate) fn check(
         golden: &[f32],
         device: &[f32],
         dtype: DType,
@@ -99,7 +100,9 @@ impl<'a> Tracer<'a> {
         })
     }
 
-    fn stats_check(golden: &Stats, device: Stats, tol: &Tolerance) -> StatsCheck {
+    /// A check against a stats-only record (norm and spread within `rel_l2_max`, same NaN/Inf
+    /// counts). Shared with the offline comparison of captures.
+    pub(crate) fn stats_check(golden: &Stats, device: Stats, tol: &Tolerance) -> StatsCheck {
         let rel = |d: f64, g: f64| {
             if g == 0.0 {
                 if d == 0.0 {
@@ -208,6 +211,7 @@ impl Tracer<'_> {
             padded_shape: Some(r.padded_shape.clone()),
             device_dtype: Some(r.dtype.clone()),
             precision: r.precision.clone(),
+            error: None,
         }
     }
 }
@@ -319,7 +323,7 @@ impl Backend for Tracer<'_> {
                 }
                 report.golden_stats = Some(gstats);
                 let tol = self.thresholds.chained(&op.name, &module, class, dtype);
-                match self.check(&gs, &dev, dtype, &tol) {
+                match Self::check(&gs, &dev, dtype, &tol) {
                     Ok(c) => report.chained = Some(c),
                     Err(e) => notes.push(format!("chained check: {e}")),
                 }
@@ -339,7 +343,7 @@ impl Backend for Tracer<'_> {
             match r.exec(op, inputs) {
                 Ok(want) => {
                     let tol = self.thresholds.local(&op.name, class, dtype);
-                    match self.check(&want.as_slice(), &dev, dtype, &tol) {
+                    match Self::check(&want.as_slice(), &dev, dtype, &tol) {
                         Ok(c) => report.local = Some(c),
                         Err(e) => notes.push(format!("local check: {e}")),
                     }
@@ -348,22 +352,31 @@ impl Backend for Tracer<'_> {
             }
         }
 
-        report.verdict = if fallback {
-            Verdict::Unsupported
-        } else if report.local_failed() || report.chained_failed() {
-            Verdict::Fail
-        } else if !notes.is_empty() && report.chained.is_none() && report.chained_stats.is_none() {
-            Verdict::Error
-        } else if report.chained.is_none() && report.chained_stats.is_none() {
-            Verdict::Unchecked
-        } else {
-            Verdict::Pass
-        };
-        if !notes.is_empty() {
-            report.error = Some(notes.join("; "));
-        }
+        settle(&mut report, fallback, &notes);
         drop(dev);
         self.record_with(report, Some(&out), Some((op, inputs)));
         Ok(out)
+    }
+}
+
+/// Sets the verdict of an op whose checks ran (and its `error` from the `notes` of checks that
+/// could not run): fail if a check failed, error if nothing could be checked because of a
+/// problem, unchecked if there was no golden, else pass; `unsupported` after a host fallback.
+/// Shared with the offline comparison of captures.
+pub(crate) fn settle(report: &mut OpReport, fallback: bool, notes: &[String]) {
+    let chained = report.chained.is_some() || report.chained_stats.is_some();
+    report.verdict = if fallback {
+        Verdict::Unsupported
+    } else if report.local_failed() || report.chained_failed() {
+        Verdict::Fail
+    } else if !notes.is_empty() && !chained {
+        Verdict::Error
+    } else if !chained {
+        Verdict::Unchecked
+    } else {
+        Verdict::Pass
+    };
+    if !notes.is_empty() {
+        report.error = Some(notes.join("; "));
     }
 }
