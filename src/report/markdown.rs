@@ -21,6 +21,7 @@ pub fn render(r: &RunRecord) -> String {
     modules(&mut out, r);
     divergence(&mut out, r);
     worst(&mut out, r);
+    op_errors(&mut out, r);
     gaps(&mut out, r);
     out
 }
@@ -297,6 +298,37 @@ fn worst(out: &mut String, r: &RunRecord) {
             fmt_sci(c.metrics.ulp_max),
             if c.pass { "pass" } else { "**fail**" }
         );
+    }
+    out.push('\n');
+}
+
+fn op_errors(out: &mut String, r: &RunRecord) {
+    let errors: Vec<(&ModuleReport, &OpReport)> = r
+        .modules
+        .iter()
+        .flat_map(|m| m.ops.iter().map(move |o| (m, o)))
+        .filter(|(_, o)| o.verdict == Verdict::Error)
+        .collect();
+    if errors.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "## Op errors ({})
+", errors.len());
+    out.push_str("| op | module | kind | message |
+|---|---|---|---|
+");
+    for (m, o) in errors.iter().take(LIST_MAX * 2) {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} |",
+            code(&o.name),
+            m.id,
+            o.kind,
+            cell(o.error.as_deref().unwrap_or("-"))
+        );
+    }
+    if errors.len() > LIST_MAX * 2 {
+        let _ = writeln!(out, "\n… and {} more.", errors.len() - LIST_MAX * 2);
     }
     out.push('\n');
 }
