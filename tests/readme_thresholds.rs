@@ -32,13 +32,24 @@ fn readme_thresholds_example_parses_with_the_documented_meaning() {
     assert_eq!(t.module_gate("siglip"), 0.99);
     assert_eq!(t.module_gate("pi0"), 0.97);
     // [classes.matmul]: every dtype, local and chained.
-    let m = t.chained("siglip.layers.0.attn.q", "siglip", OpClass::Matmul, DType::Bf16);
+    let m = t.chained(
+        "siglip.layers.0.attn.q",
+        "siglip",
+        OpClass::Matmul,
+        DType::Bf16,
+    );
     assert_eq!(m.pcc_min, Some(0.9999));
     assert_eq!(m.rel_l2_max, Some(1e-3));
     // [[override]] on vlm MLP ops, local checks only.
     let l = t.local("vlm.layers.3.mlp.down", OpClass::Matmul, DType::Bf16);
     assert_eq!(l.pcc_min, Some(0.995));
     let c = t.chained("vlm.layers.3.mlp.down", "vlm", OpClass::Matmul, DType::Bf16);
-    assert_eq!(c.pcc_min, Some(0.9999), "check = \"local\" leaves chained alone");
-    assert!(t.describe().contains("2 module gates, 1 class preset, 1 op override"));
+    assert_eq!(
+        c.pcc_min,
+        Some(0.9999),
+        "check = \"local\" leaves chained alone"
+    );
+    assert!(t
+        .describe()
+        .contains("2 module gates, 1 class preset, 1 op override"));
 }

@@ -3,9 +3,7 @@
 
 use pccscope::golden::Stats;
 use pccscope::harness::metrics::{Metrics, Worst};
-use pccscope::harness::record::{
-    Check, ModuleReport, OpReport, RunInfo, RunRecord, Verdict,
-};
+use pccscope::harness::record::{Check, ModuleReport, OpReport, RunInfo, RunRecord, Verdict};
 use pccscope::harness::runner::summarize;
 use pccscope::harness::thresholds::Tolerance;
 use pccscope::report::diff::{diff, DiffOptions, Impact};
@@ -113,18 +111,48 @@ pub fn record() -> RunRecord {
         o
     };
     let siglip_ops = vec![
-        next("siglip.patch_embed", "conv2d_patch", "matmul", 0.999999, 0.999999),
-        next("siglip.layers.0.ln1", "layer_norm", "norm", 0.99999, 0.99998),
-        next("siglip.layers.0.attn.q", "linear", "matmul", 0.99999, 0.99995),
+        next(
+            "siglip.patch_embed",
+            "conv2d_patch",
+            "matmul",
+            0.999999,
+            0.999999,
+        ),
+        next(
+            "siglip.layers.0.ln1",
+            "layer_norm",
+            "norm",
+            0.99999,
+            0.99998,
+        ),
+        next(
+            "siglip.layers.0.attn.q",
+            "linear",
+            "matmul",
+            0.99999,
+            0.99995,
+        ),
         next("siglip.layers.1.ln1", "layer_norm", "norm", 0.99999, 0.9999),
-        next("siglip.layers.1.attn.q", "linear", "matmul", 0.99998, 0.9998),
+        next(
+            "siglip.layers.1.attn.q",
+            "linear",
+            "matmul",
+            0.99998,
+            0.9998,
+        ),
         next("siglip.post_ln", "layer_norm", "norm", 0.99999, 0.9997),
     ];
     let mut vlm_ops = vec![
         next("vlm.embed", "embedding", "data_movement", 1.0, 1.0),
         next("vlm.layers.0.mlp.down", "linear", "matmul", 0.99995, 0.9996),
         next("vlm.layers.1.mlp.down", "linear", "matmul", 0.9931, 0.991),
-        next("vlm.layers.1.mlp_residual", "add", "eltwise", 0.99999, 0.985),
+        next(
+            "vlm.layers.1.mlp_residual",
+            "add",
+            "eltwise",
+            0.99999,
+            0.985,
+        ),
     ];
     let mut e = op(idx, "vlm.layers.1.attn.sdpa", "sdpa", "attention");
     e.verdict = Verdict::Error;
@@ -184,7 +212,6 @@ pub fn record() -> RunRecord {
     }
 }
 
-
 macro_rules! snapshot {
     ($name:expr, $value:expr) => {{
         let mut settings = insta::Settings::clone_current();
@@ -208,12 +235,18 @@ fn summary_markdown_snapshot() {
     // What a reader relies on, independent of the snapshot.
     assert!(md.contains("# pccscope 💥 ERROR"));
     assert!(md.contains("## First divergence"));
-    assert!(md.contains("pcc ≥ 0.999, rel_l2 ≤ 0.01"), "tolerance beside the metrics");
+    assert!(
+        md.contains("pcc ≥ 0.999, rel_l2 ≤ 0.01"),
+        "tolerance beside the metrics"
+    );
     assert!(md.contains("## Top 10 ops by local error"));
     assert!(md.contains("`vlm`: 1 golden ops with no device counterpart: `vlm.layers.1.mlp.gate`"));
     assert!(md.contains("unsupported ops (host fallback ran): `vlm.norm`"));
     assert!(md.contains("## Op errors (1)"));
-    assert!(md.contains("shard width 48 \\| not"), "pipes escaped in table cells");
+    assert!(
+        md.contains("shard width 48 \\| not"),
+        "pipes escaped in table cells"
+    );
     snapshot!("summary_md", md);
 }
 
@@ -231,7 +264,10 @@ fn markdown_says_when_ranking_uses_chained_error() {
     // Worst chained first: vlm.layers.1.mlp_residual (0.985).
     let table = md.split("## Top 10").nth(1).unwrap();
     let first_row = table.lines().find(|l| l.starts_with("| 1 |")).unwrap();
-    assert!(first_row.contains("vlm.layers.1.mlp_residual"), "{first_row}");
+    assert!(
+        first_row.contains("vlm.layers.1.mlp_residual"),
+        "{first_row}"
+    );
 }
 
 fn junit_doc(xml: &str) -> roxmltree::Document<'_> {
@@ -245,11 +281,17 @@ fn junit_per_op_parses_and_carries_metrics_and_thresholds() {
     let doc = junit_doc(&xml);
     let root = doc.root_element();
     assert_eq!(root.tag_name().name(), "testsuites");
-    let suites: Vec<_> = root.children().filter(|n| n.has_tag_name("testsuite")).collect();
+    let suites: Vec<_> = root
+        .children()
+        .filter(|n| n.has_tag_name("testsuite"))
+        .collect();
     let names: Vec<&str> = suites.iter().filter_map(|s| s.attribute("name")).collect();
     assert_eq!(names, ["siglip", "projector", "vlm"]);
     let vlm = suites[2];
-    let cases: Vec<_> = vlm.children().filter(|n| n.has_tag_name("testcase")).collect();
+    let cases: Vec<_> = vlm
+        .children()
+        .filter(|n| n.has_tag_name("testcase"))
+        .collect();
     // One case per op plus the module gate case.
     assert_eq!(cases.len(), r.modules[2].ops.len() + 1);
     assert_eq!(vlm.attribute("tests"), Some("8"));
@@ -263,12 +305,21 @@ fn junit_per_op_parses_and_carries_metrics_and_thresholds() {
     assert_eq!(down.attribute("classname"), Some("pccscope.vlm"));
     let failure = down.children().find(|n| n.has_tag_name("failure")).unwrap();
     assert_eq!(failure.attribute("type"), Some("local"));
-    assert!(failure.attribute("message").unwrap().contains("local check failed: pcc 0.9931 < 0.999"));
+    assert!(failure
+        .attribute("message")
+        .unwrap()
+        .contains("local check failed: pcc 0.9931 < 0.999"));
     let body = failure.text().unwrap();
-    assert!(body.contains("local tolerance: pcc ≥ 0.999, rel_l2 ≤ 0.01"), "{body}");
+    assert!(
+        body.contains("local tolerance: pcc ≥ 0.999, rel_l2 ≤ 0.01"),
+        "{body}"
+    );
     assert!(body.contains("local: FAIL · pcc 0.99310"), "{body}");
     assert!(body.contains("chained tolerance: pcc ≥ 0.99"), "{body}");
-    assert!(body.contains("worst: index 17 reference 1.25 device 1.5"), "{body}");
+    assert!(
+        body.contains("worst: index 17 reference 1.25 device 1.5"),
+        "{body}"
+    );
     let sdpa = cases
         .iter()
         .find(|c| c.attribute("name") == Some("vlm.layers.1.attn.sdpa"))
@@ -285,10 +336,19 @@ fn junit_per_op_parses_and_carries_metrics_and_thresholds() {
     assert_eq!(gate.attribute("name"), Some("module gate"));
     assert!(gate.children().any(|n| n.has_tag_name("error")));
     // The projector module has no ops: its gate case still reports the error.
-    let proj: Vec<_> = suites[1].children().filter(|n| n.has_tag_name("testcase")).collect();
+    let proj: Vec<_> = suites[1]
+        .children()
+        .filter(|n| n.has_tag_name("testcase"))
+        .collect();
     assert_eq!(proj.len(), 1);
-    let e = proj[0].children().find(|n| n.has_tag_name("error")).unwrap();
-    assert!(e.attribute("message").unwrap().contains("projector.safetensors"));
+    let e = proj[0]
+        .children()
+        .find(|n| n.has_tag_name("error"))
+        .unwrap();
+    assert!(e
+        .attribute("message")
+        .unwrap()
+        .contains("projector.safetensors"));
     // Passing suite: no failure elements.
     assert_eq!(suites[0].attribute("failures"), Some("0"));
     assert_eq!(suites[0].attribute("errors"), Some("0"));
@@ -319,7 +379,13 @@ fn junit_per_layer_groups_ops() {
     );
     assert_eq!(
         case_names("vlm"),
-        ["vlm.embed", "vlm.layers.0", "vlm.layers.1", "vlm.norm", "module gate"]
+        [
+            "vlm.embed",
+            "vlm.layers.0",
+            "vlm.layers.1",
+            "vlm.norm",
+            "module gate"
+        ]
     );
     let layer1 = doc
         .descendants()
@@ -328,7 +394,10 @@ fn junit_per_layer_groups_ops() {
     // An op raised inside the layer: an error, naming the first bad op.
     let e = layer1.children().find(|n| n.has_tag_name("error")).unwrap();
     let msg = e.attribute("message").unwrap();
-    assert!(msg.starts_with("3 of 4 ops failed or raised; first vlm.layers.1.mlp.down"), "{msg}");
+    assert!(
+        msg.starts_with("3 of 4 ops failed or raised; first vlm.layers.1.mlp.down"),
+        "{msg}"
+    );
     snapshot!("junit_layer_xml", xml);
 }
 

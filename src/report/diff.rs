@@ -5,7 +5,8 @@
 //! **regression** is any of: a chained or local PCC that dropped by more than the tolerance; a
 //! verdict that became `fail`/`error`, or `unchecked`/`unsupported` (B no longer checks the op
 //! on the device); an op of A that B no longer runs; a new op of B that fails or raises; a
-//! module whose verdict went from pass to anything else, or that B no longer runs. PCC gains
+//! module whose verdict went from pass to anything else, or that B no longer runs, when no op
+//! regression of that module explains it (then the module row is listed, not counted). PCC gains
 //! beyond the tolerance and verdicts that turned `pass` are listed as improvements.
 
 use std::collections::HashMap;
@@ -164,6 +165,13 @@ pub fn diff(a: &RunRecord, b: &RunRecord, opts: DiffOptions) -> RunDiff {
             }
         }
     }
+    // A module-level change counts as a regression only when no op of the module explains it
+    // (an output gate, a module error, a module B does not run); otherwise it is listed.
+    let explained: std::collections::HashSet<String> = changes
+        .iter()
+        .filter(|c| c.impact == Impact::Regression)
+        .map(|c| c.module.clone())
+        .collect();
     for ma in &a.modules {
         let mb = b.modules.iter().find(|m| m.id == ma.id);
         let (vb, regress, why) = match mb {
@@ -194,8 +202,10 @@ pub fn diff(a: &RunRecord, b: &RunRecord, opts: DiffOptions) -> RunDiff {
             chained_b: mb.and_then(|m| m.output_pcc),
             local_a: None,
             local_b: None,
-            impact: if regress {
+            impact: if regress && !explained.contains(&ma.id) {
                 Impact::Regression
+            } else if regress {
+                Impact::Neutral
             } else if improved {
                 Impact::Improvement
             } else {

@@ -312,11 +312,17 @@ fn op_errors(out: &mut String, r: &RunRecord) {
     if errors.is_empty() {
         return;
     }
-    let _ = writeln!(out, "## Op errors ({})
-", errors.len());
-    out.push_str("| op | module | kind | message |
+    let _ = writeln!(
+        out,
+        "## Op errors ({})
+",
+        errors.len()
+    );
+    out.push_str(
+        "| op | module | kind | message |
 |---|---|---|---|
-");
+",
+    );
     for (m, o) in errors.iter().take(LIST_MAX * 2) {
         let _ = writeln!(
             out,
