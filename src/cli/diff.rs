@@ -26,7 +26,7 @@ pub struct DiffArgs {
 }
 
 pub(crate) fn diff(args: DiffArgs) -> Result<u8> {
-    if !(args.pcc_tol >= 0.0) {
+    if args.pcc_tol.is_nan() || args.pcc_tol < 0.0 {
         bail!("--pcc-tol must be a number ≥ 0, got {}", args.pcc_tol);
     }
     let a = report::json::read(&args.a).map_err(anyhow::Error::msg)?;

@@ -625,14 +625,16 @@ fn y_range_nines(curves: &[Curve], extra: &[f64]) -> (f64, f64) {
     (lo, hi)
 }
 
+/// A tolerance line: label, colour, step points (x, raw PCC).
+type ToleranceLine = (String, RGBColor, Vec<(f64, f64)>);
+
 /// A PCC-vs-layer chart: what to draw besides the layout.
 struct LayerChart<'a> {
     title: String,
     subtitle: String,
     lay: &'a Layout,
     curves: Vec<Curve>,
-    /// (label, colour, step points in raw PCC).
-    tolerances: Vec<(String, RGBColor, Vec<(f64, f64)>)>,
+    tolerances: Vec<ToleranceLine>,
     gate: Option<f64>,
     first: Option<(f64, String)>,
 }
@@ -979,7 +981,7 @@ fn draw_overlay<DB: DrawingBackend>(
         Vec::new()
     } else {
         vec![(
-            tolerance_label(&format!("{} (first run)", check.as_str()), &steps),
+            format!("{} (first run)", tolerance_label(check.as_str(), &steps)),
             FAIL,
             steps,
         )]

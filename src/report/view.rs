@@ -100,7 +100,7 @@ impl Segment<'_> {
     /// `siglip.layers.3`, or for a run between stacks its first op's name.
     pub fn name(&self, module: &ModuleReport) -> String {
         match (self.stack, self.layer) {
-            (Some(s), Some(l)) if s.is_empty() => format!("layers.{l}"),
+            (Some(""), Some(l)) => format!("layers.{l}"),
             (Some(s), Some(l)) => format!("{s}.layers.{l}"),
             _ => self
                 .ops
