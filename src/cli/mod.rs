@@ -1,12 +1,16 @@
-//! Command line: `pccscope run` (the default), `pccscope compare` and `pccscope inspect`. All
-//! printing happens here.
+//! Command line: `pccscope run` (the default), `compare`, `inspect`, `report`, `plot` and
+//! `diff`. All printing happens here.
 
 mod compare;
+mod diff;
 pub mod exit;
 mod inspect;
+mod plot;
 mod progress;
+mod report;
 mod run;
 
+pub use report::FormatArgs;
 pub use run::{exit_code, RunArgs};
 
 use std::path::PathBuf;
@@ -32,6 +36,12 @@ enum Command {
         /// A checkpoint file or a capture directory.
         path: PathBuf,
     },
+    /// Regenerate summary.md, junit.xml, plots (and report.json) from a saved report.json.
+    Report(report::ReportArgs),
+    /// Overlay several runs in one chart (PNG or SVG).
+    Plot(plot::PlotArgs),
+    /// Compare two runs op by op; exit 1 when B regresses against A.
+    Diff(diff::DiffArgs),
 }
 
 /// Parses the arguments and runs; returns the process exit code.
@@ -53,6 +63,9 @@ pub fn main() -> u8 {
         Some(Command::Run(a)) => run::run(a),
         Some(Command::Compare(a)) => compare::compare(a),
         Some(Command::Inspect { path }) => inspect::inspect(&path).map(|()| exit::OK),
+        Some(Command::Report(a)) => report::report(a),
+        Some(Command::Plot(a)) => plot::plot(a),
+        Some(Command::Diff(a)) => diff::diff(a),
     };
     match result {
         Ok(code) => code,

@@ -14,7 +14,6 @@ use crate::golden::{Capture, CaptureWriter};
 use crate::harness::thresholds::Thresholds;
 use crate::harness::{self, Mode, NullSink, RunInputs, RunOptions, RunRecord, Verdict};
 use crate::modules::{Checkpoint, ModuleId, Pi0Config, Weights};
-use crate::report;
 
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
@@ -37,7 +36,7 @@ pub struct RunArgs {
     /// TOML file overriding tolerances and module gates.
     #[arg(long)]
     thresholds: Option<PathBuf>,
-    /// Where `<run-id>/report.json` is written.
+    /// Where `<run-id>/` (report.json, summary.md, junit.xml, plots/) is written.
     #[arg(long, default_value = "reports")]
     report_dir: PathBuf,
     /// Also save the device run as a capture in this directory.
@@ -52,6 +51,8 @@ pub struct RunArgs {
     /// No progress line on stderr.
     #[arg(long, short)]
     quiet: bool,
+    #[command(flatten)]
+    output: crate::cli::report::FormatArgs,
 }
 
 impl Default for RunArgs {
@@ -68,6 +69,7 @@ impl Default for RunArgs {
             fail_fast: false,
             checkpoint: None,
             quiet: false,
+            output: Default::default(),
         }
     }
 }
@@ -199,8 +201,6 @@ pub(crate) fn run(args: RunArgs) -> Result<u8> {
     };
 
     let dir = args.report_dir.join(&run_id);
-    let path = report::json::write(&record, &dir)
-        .with_context(|| format!("write report to {}", dir.display()))?;
     if let Some(w) = trace {
         let w = w
             .into_inner()
@@ -208,7 +208,7 @@ pub(crate) fn run(args: RunArgs) -> Result<u8> {
         w.finish().context("write the trace capture")?;
     }
     print_summary(&record);
-    println!("report: {}", path.display());
+    crate::cli::report::emit(&record, &dir, &args.output)?;
     Ok(exit_code(&record))
 }
 

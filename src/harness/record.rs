@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::golden::Stats;
 use crate::harness::metrics::Metrics;
+use crate::harness::thresholds::Tolerance;
 
 pub const REPORT_SCHEMA: &str = "pccscope.report/1";
 
@@ -47,6 +48,9 @@ pub struct Check {
     pub pass: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The tolerance the check was judged by (reports show it beside the metrics).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tolerance: Option<Tolerance>,
 }
 
 /// A chained check against a stats-only golden record.

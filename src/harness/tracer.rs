@@ -97,6 +97,7 @@ impl<'a> Tracer<'a> {
             metrics,
             pass: j.pass,
             reason: j.reason,
+            tolerance: Some(tol.clone()),
         })
     }
 
