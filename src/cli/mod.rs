@@ -1,9 +1,10 @@
-//! Command line: `pccscope run` (the default) and `pccscope inspect`. All printing happens here.
+//! Command line: `pccscope run` (the default), `pccscope inspect` and `pccscope tui`. All printing happens here.
 
 pub mod exit;
 mod inspect;
 mod progress;
 mod run;
+mod tui;
 
 pub use run::{exit_code, RunArgs};
 
@@ -28,6 +29,8 @@ enum Command {
         /// A checkpoint file or a capture directory.
         path: PathBuf,
     },
+    /// Browse a saved run (report.json, a run directory, or the newest run in a reports dir).
+    Tui(tui::TuiArgs),
 }
 
 /// Parses the arguments and runs; returns the process exit code.
@@ -48,6 +51,7 @@ pub fn main() -> u8 {
         None => run::run(RunArgs::default()),
         Some(Command::Run(a)) => run::run(a),
         Some(Command::Inspect { path }) => inspect::inspect(&path).map(|()| exit::OK),
+        Some(Command::Tui(a)) => tui::tui(a),
     };
     match result {
         Ok(code) => code,

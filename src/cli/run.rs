@@ -51,6 +51,9 @@ pub struct RunArgs {
     /// No progress line on stderr.
     #[arg(long, short)]
     quiet: bool,
+    /// Watch the run in the terminal UI (the summary is printed when it closes).
+    #[arg(long)]
+    tui: bool,
 }
 
 impl Default for RunArgs {
@@ -67,6 +70,7 @@ impl Default for RunArgs {
             fail_fast: false,
             checkpoint: None,
             quiet: false,
+            tui: false,
         }
     }
 }
@@ -90,6 +94,9 @@ fn device(name: &str, profile: Option<&str>) -> Result<Box<dyn Backend>> {
 }
 
 pub(crate) fn run(args: RunArgs) -> Result<u8> {
+    if args.tui {
+        super::tui::require_terminal()?;
+    }
     let goldens = resolve_goldens(&args.goldens);
     let capture =
         Capture::open(&goldens).with_context(|| format!("open goldens {}", goldens.display()))?;
@@ -178,18 +185,29 @@ pub(crate) fn run(args: RunArgs) -> Result<u8> {
         run_id: run_id.clone(),
         goldens_label: goldens.display().to_string(),
     };
-    let record = if !args.quiet && std::io::stderr().is_terminal() {
-        let sink = progress::Progress::new();
-        let r = harness::run(&inputs, &opts, &sink);
-        sink.finish();
-        r
-    } else {
-        harness::run(&inputs, &opts, &NullSink)
-    };
-
     let dir = args.report_dir.join(&run_id);
-    let path = report::json::write(&record, &dir)
-        .with_context(|| format!("write report to {}", dir.display()))?;
+    let (record, written) = if args.tui {
+        super::tui::live(reference.is_some(), |sink, note| {
+            let r = harness::run(&inputs, &opts, sink);
+            let w = report::json::write(&r, &dir);
+            if let Ok(p) = &w {
+                note(format!("report {}", p.display()));
+            }
+            (r, w)
+        })?
+    } else {
+        let r = if !args.quiet && std::io::stderr().is_terminal() {
+            let sink = progress::Progress::new();
+            let r = harness::run(&inputs, &opts, &sink);
+            sink.finish();
+            r
+        } else {
+            harness::run(&inputs, &opts, &NullSink)
+        };
+        let w = report::json::write(&r, &dir);
+        (r, w)
+    };
+    let path = written.with_context(|| format!("write report to {}", dir.display()))?;
     if let Some(w) = trace {
         let w = w
             .into_inner()
