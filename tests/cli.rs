@@ -38,7 +38,12 @@ fn report(dir: &Path) -> Value {
         .map(|e| e.path())
         .filter(|p| p.join("report.json").exists())
         .collect();
-    assert_eq!(runs.len(), 1, "expected one run directory in {}", dir.display());
+    assert_eq!(
+        runs.len(),
+        1,
+        "expected one run directory in {}",
+        dir.display()
+    );
     let text = std::fs::read_to_string(runs[0].join("report.json")).expect("read report");
     serde_json::from_str(&text).expect("parse report")
 }
@@ -124,7 +129,11 @@ fn assert_clean_pass(r: &Value, mode: &str) {
                 let rel = c["rel_l2"].as_f64().unwrap_or(f64::INFINITY);
                 assert!(rel <= 1e-4, "{mode}: {} rel_l2 {rel}", o["name"]);
             } else {
-                assert!(!o["chained_stats"].is_null(), "{mode}: {} unchecked", o["name"]);
+                assert!(
+                    !o["chained_stats"].is_null(),
+                    "{mode}: {} unchecked",
+                    o["name"]
+                );
             }
         }
     }
@@ -141,7 +150,15 @@ fn cpu_isolated_and_pipeline_pass_with_full_coverage() {
         let tmp = tempfile::tempdir().unwrap();
         let g = goldens();
         let o = pccscope(
-            &["run", "--goldens", g.to_str().unwrap(), "--mode", mode, "--report-dir", "out"],
+            &[
+                "run",
+                "--goldens",
+                g.to_str().unwrap(),
+                "--mode",
+                mode,
+                "--report-dir",
+                "out",
+            ],
             tmp.path(),
         );
         assert_eq!(code(&o), 0, "{mode}: {}", text(&o));
@@ -163,7 +180,13 @@ fn perturbed_golden_is_reported_at_exactly_that_op() {
     let target = "vlm.layers.3.mlp.up";
     perturb(&cap, target, 0.5, 64);
     let o = pccscope(
-        &["run", "--goldens", cap.to_str().unwrap(), "--report-dir", "out"],
+        &[
+            "run",
+            "--goldens",
+            cap.to_str().unwrap(),
+            "--report-dir",
+            "out",
+        ],
         tmp.path(),
     );
     assert_eq!(code(&o), 1, "{}", text(&o));
@@ -188,7 +211,13 @@ fn usage_and_setup_errors_exit_2() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("does/not/exist"));
     let g = goldens();
     let o = pccscope(
-        &["run", "--goldens", g.to_str().unwrap(), "--modules", "siglip,nope"],
+        &[
+            "run",
+            "--goldens",
+            g.to_str().unwrap(),
+            "--modules",
+            "siglip,nope",
+        ],
         tmp.path(),
     );
     assert_eq!(code(&o), 2, "{}", text(&o));

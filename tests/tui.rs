@@ -96,7 +96,9 @@ fn press(app: &mut App, keys: &[KeyCode]) {
 }
 
 fn selected_name(app: &App) -> String {
-    app.selected_op().map(|o| o.name.clone()).unwrap_or_default()
+    app.selected_op()
+        .map(|o| o.name.clone())
+        .unwrap_or_default()
 }
 
 fn row_of<'a>(screen: &'a str, needle: &str) -> Option<&'a str> {
@@ -116,10 +118,7 @@ fn a_saved_run_opens_on_its_first_divergence() {
     assert_eq!(app.emphasis, Emphasis::Local);
     // Every module keeps its own first divergence: the expert's is the op that raised.
     let expert = app.modules.iter().find(|m| m.id == "expert").unwrap();
-    assert_eq!(
-        expert.ops[expert.first_divergence.unwrap()].name,
-        ERROR_OP
-    );
+    assert_eq!(expert.ops[expert.first_divergence.unwrap()].name, ERROR_OP);
     assert_eq!(expert.verdict(), Some(Verdict::Error));
 }
 
@@ -133,7 +132,10 @@ fn live_events_fold_into_the_same_state_as_the_record() {
         modules: rec.modules.iter().map(|m| m.id.clone()).collect(),
     });
     assert_eq!(app.modules.len(), 11);
-    assert!(app.modules.iter().all(|m| m.status == ModuleStatus::Pending));
+    assert!(app
+        .modules
+        .iter()
+        .all(|m| m.status == ModuleStatus::Pending));
     let total = rec.modules.len();
     for (i, m) in rec.modules.iter().enumerate() {
         app.on_event(Event::ModuleStarted {
@@ -220,7 +222,11 @@ fn moving_stops_following_a_live_run() {
         });
     }
     app.refresh();
-    assert_eq!(selected_name(&app), siglip.ops[7].name, "the cursor stays put");
+    assert_eq!(
+        selected_name(&app),
+        siglip.ops[7].name,
+        "the cursor stays put"
+    );
     assert_eq!(app.view.len(), 20);
     press(&mut app, &[KeyCode::End]);
     assert!(app.follow, "End follows again");
@@ -230,12 +236,23 @@ fn moving_stops_following_a_live_run() {
 fn f_selects_the_first_diverging_op_from_anywhere() {
     let mut app = App::from_record(record());
     // Go somewhere else: the module list, its top (siglip), down to some op.
-    press(&mut app, &[KeyCode::Char('1'), KeyCode::Home, KeyCode::Enter]);
+    press(
+        &mut app,
+        &[KeyCode::Char('1'), KeyCode::Home, KeyCode::Enter],
+    );
     press(&mut app, &[KeyCode::PageDown, KeyCode::Char('j')]);
     assert_eq!(app.module().unwrap().id, "siglip");
     assert_ne!(selected_name(&app), FIRST_DIVERGENCE);
     // And hide it behind a filter and a sort.
-    press(&mut app, &[KeyCode::Char('/'), KeyCode::Char('a'), KeyCode::Char('t'), KeyCode::Enter]);
+    press(
+        &mut app,
+        &[
+            KeyCode::Char('/'),
+            KeyCode::Char('a'),
+            KeyCode::Char('t'),
+            KeyCode::Enter,
+        ],
+    );
     press(&mut app, &[KeyCode::Char('s')]);
     press(&mut app, &[KeyCode::Char('f')]);
     assert_eq!(app.module().unwrap().id, "vlm");
@@ -248,7 +265,10 @@ fn f_selects_the_first_diverging_op_from_anywhere() {
     let s = text(&buf);
     let row = row_of(&s, "◀ first divergence").expect("first divergence row drawn");
     assert!(row.contains(FIRST_DIVERGENCE), "{row}");
-    assert!(row.starts_with("R>"), "highlighted and under the cursor: {row}");
+    assert!(
+        row.starts_with("R>"),
+        "highlighted and under the cursor: {row}"
+    );
 }
 
 #[test]
@@ -261,7 +281,10 @@ fn n_and_shift_n_walk_the_failing_ops() {
         .filter(|o| o.verdict.is_bad())
         .map(|o| o.name.clone())
         .collect();
-    assert!(failing.len() > 3, "the fixture drifts into chained failures");
+    assert!(
+        failing.len() > 3,
+        "the fixture drifts into chained failures"
+    );
     assert_eq!(failing[0], FIRST_DIVERGENCE);
     press(&mut app, &[KeyCode::Char('n')]);
     assert_eq!(selected_name(&app), failing[1]);
@@ -270,10 +293,17 @@ fn n_and_shift_n_walk_the_failing_ops() {
     press(&mut app, &[KeyCode::Char('N'), KeyCode::Char('N')]);
     assert_eq!(selected_name(&app), failing[0]);
     press(&mut app, &[KeyCode::Char('N')]);
-    assert_eq!(selected_name(&app), *failing.last().unwrap(), "wraps around");
+    assert_eq!(
+        selected_name(&app),
+        *failing.last().unwrap(),
+        "wraps around"
+    );
     assert_eq!(app.message.as_deref(), Some("wrapped around"));
     // A passing module says so.
-    press(&mut app, &[KeyCode::Char('1'), KeyCode::Home, KeyCode::Char('n')]);
+    press(
+        &mut app,
+        &[KeyCode::Char('1'), KeyCode::Home, KeyCode::Char('n')],
+    );
     assert_eq!(app.message.as_deref(), Some("no failing op in siglip"));
 }
 
@@ -288,7 +318,10 @@ fn filter_sort_and_emphasis() {
     assert_eq!(app.filter, "mlp.up");
     assert_eq!(app.view.len(), 4, "one mlp.up per vlm layer");
     // While typing, q is text, not quit.
-    press(&mut app, &[KeyCode::Char('q'), KeyCode::Backspace, KeyCode::Enter]);
+    press(
+        &mut app,
+        &[KeyCode::Char('q'), KeyCode::Backspace, KeyCode::Enter],
+    );
     assert!(!app.quit && !app.filter_editing);
     assert!(app
         .view
@@ -354,7 +387,15 @@ fn panes_zoom_help_and_quit() {
 #[test]
 fn chart_enter_jumps_to_the_layer() {
     let mut app = App::from_record(record());
-    press(&mut app, &[KeyCode::Char('4'), KeyCode::Home, KeyCode::Right, KeyCode::Right]);
+    press(
+        &mut app,
+        &[
+            KeyCode::Char('4'),
+            KeyCode::Home,
+            KeyCode::Right,
+            KeyCode::Right,
+        ],
+    );
     press(&mut app, &[KeyCode::Enter]);
     assert_eq!(app.focus, Pane::Ops);
     assert_eq!(selected_name(&app), "vlm.layers.2.input_norm");
@@ -365,7 +406,11 @@ fn a_run_without_divergence_says_so() {
     let mut app = App::from_record(fixture::record(&SMALL, false));
     assert!(app.first_divergence.is_none());
     press(&mut app, &[KeyCode::Char('f')]);
-    assert!(app.message.as_deref().unwrap().starts_with("no diverging op"));
+    assert!(app
+        .message
+        .as_deref()
+        .unwrap()
+        .starts_with("no diverging op"));
 }
 
 // ----- screens -----
@@ -472,7 +517,10 @@ fn screen_live_run_in_progress() {
     let s = screen(&frame(&mut app, 160, 40));
     assert!(s.contains("running [5/11] vlm"), "{s}");
     assert!(s.contains("50/65 ops"), "{s}");
-    assert!(s.contains("first divergence so far: vlm.layers.2.mlp.up"), "{s}");
+    assert!(
+        s.contains("first divergence so far: vlm.layers.2.mlp.up"),
+        "{s}"
+    );
     snap!("live_160x40", s);
 }
 
@@ -493,11 +541,16 @@ fn small_and_odd_sizes_never_panic() {
     press(&mut a, &[KeyCode::Char('3')]);
     states.push(a);
     let mut a = App::from_record(record());
-    press(&mut a, &[KeyCode::Char('/'), KeyCode::Char('z'), KeyCode::Char('z')]);
+    press(
+        &mut a,
+        &[KeyCode::Char('/'), KeyCode::Char('z'), KeyCode::Char('z')],
+    );
     states.push(a);
     states.push(App::live(false));
     for app in &mut states {
-        for w in [0u16, 1, 2, 5, 10, 19, 20, 21, 33, 50, 79, 80, 81, 119, 120, 121, 200] {
+        for w in [
+            0u16, 1, 2, 5, 10, 19, 20, 21, 33, 50, 79, 80, 81, 119, 120, 121, 200,
+        ] {
             for h in [0u16, 1, 2, 3, 5, 6, 7, 10, 13, 14, 16, 23, 24, 25, 31, 45] {
                 let _ = frame(app, w, h);
             }
@@ -511,9 +564,20 @@ fn a_20000_op_report_draws_only_what_is_visible() {
     let total: usize = rec.modules.iter().map(|m| m.ops.len()).sum();
     assert!(total >= 20_000, "{total}");
     let mut app = App::from_record(rec);
-    press(&mut app, &[KeyCode::Char('1'), KeyCode::End, KeyCode::Enter, KeyCode::End]);
+    press(
+        &mut app,
+        &[
+            KeyCode::Char('1'),
+            KeyCode::End,
+            KeyCode::Enter,
+            KeyCode::End,
+        ],
+    );
     assert_eq!(app.module().unwrap().id, "pi0");
     let s = screen(&frame(&mut app, 200, 60));
     let last = app.selected_op().unwrap().name.clone();
-    assert!(row_of(&s, &last).is_some_and(|r| r.starts_with(" >")), "{s}");
+    assert!(
+        row_of(&s, &last).is_some_and(|r| r.starts_with(" >")),
+        "{s}"
+    );
 }

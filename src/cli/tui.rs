@@ -39,10 +39,16 @@ fn resolve(path: &Path) -> Result<PathBuf> {
             .filter(|p| p.join("report.json").is_file())
             .max_by(|a, b| a.file_name().cmp(&b.file_name()));
         return newest.with_context(|| {
-            format!("{} holds no report.json nor run directories with one", path.display())
+            format!(
+                "{} holds no report.json nor run directories with one",
+                path.display()
+            )
         });
     }
-    bail!("{} does not exist (expected a report.json or a run directory)", path.display())
+    bail!(
+        "{} does not exist (expected a report.json or a run directory)",
+        path.display()
+    )
 }
 
 pub(crate) fn tui(args: TuiArgs) -> Result<u8> {

@@ -66,7 +66,8 @@ where
             work(&sink, &note)
         });
         let mut app = App::live(has_local);
-        let ui = term::Term::enter().and_then(|mut term| event_loop(&mut term, &mut app, Some(&rx)));
+        let ui =
+            term::Term::enter().and_then(|mut term| event_loop(&mut term, &mut app, Some(&rx)));
         if !worker.is_finished() {
             eprintln!("pccscope: the run goes on; waiting for it to finish (Ctrl-C aborts)…");
         }
@@ -79,7 +80,11 @@ where
     })
 }
 
-fn event_loop(term: &mut term::Term, app: &mut App, feed: Option<&Receiver<Feed>>) -> io::Result<()> {
+fn event_loop(
+    term: &mut term::Term,
+    app: &mut App,
+    feed: Option<&Receiver<Feed>>,
+) -> io::Result<()> {
     let start = Instant::now();
     let mut areas = Areas::default();
     let mut redraw = true;

@@ -444,6 +444,7 @@ impl App {
             }
             Event::RunFinished { record } => {
                 let record = *record;
+                self.elapsed = Duration::from_secs_f64(record.run.duration_s.max(0.0));
                 self.info = Some(record.run);
                 // The record's module reports are the ones already folded in; only add any
                 // the stream did not deliver.
@@ -489,7 +490,11 @@ impl App {
 
     /// Elapsed time of a live run (the event loop's clock).
     pub fn set_elapsed(&mut self, d: Duration) {
-        if self.live.as_ref().is_some_and(|l| !l.finished && !l.aborted) {
+        if self
+            .live
+            .as_ref()
+            .is_some_and(|l| !l.finished && !l.aborted)
+        {
             self.elapsed = d;
         }
     }
@@ -542,14 +547,17 @@ impl App {
 
     /// Is this op (of the selected module) the run's first divergence?
     pub fn is_run_first_divergence(&self, pos: usize) -> bool {
-        self.first_divergence == Some(OpRef {
-            module: self.selected_module,
-            op: pos,
-        })
+        self.first_divergence
+            == Some(OpRef {
+                module: self.selected_module,
+                op: pos,
+            })
     }
 
     pub fn is_live_running(&self) -> bool {
-        self.live.as_ref().is_some_and(|l| !l.finished && !l.aborted)
+        self.live
+            .as_ref()
+            .is_some_and(|l| !l.finished && !l.aborted)
     }
 
     /// The check PCC the sort and the chart emphasise.
@@ -790,7 +798,23 @@ impl App {
         if !matches!(action, Action::FilterChar(_) | Action::FilterBackspace) {
             self.message = None;
         }
-        if !matches!(action, Action::End | Action::FilterChar(_)) {
+        let moves = matches!(
+            action,
+            Action::Up
+                | Action::Down
+                | Action::PageUp
+                | Action::PageDown
+                | Action::Home
+                | Action::Enter
+                | Action::FirstDivergence
+                | Action::NextFailing
+                | Action::PrevFailing
+                | Action::StartFilter
+                | Action::ToggleSort
+                | Action::Scroll(..)
+                | Action::Click(..)
+        );
+        if moves {
             self.follow = false;
         }
         let pane = self.active_pane();
@@ -893,9 +917,8 @@ impl App {
                     Emphasis::Local => Emphasis::Chained,
                 };
                 if self.emphasis == Emphasis::Local && !self.has_local {
-                    self.message = Some(
-                        "this run has no local checks (the device is the reference)".into(),
-                    );
+                    self.message =
+                        Some("this run has no local checks (the device is the reference)".into());
                 }
                 if self.sort == SortOrder::Pcc {
                     self.resort();

@@ -67,9 +67,24 @@ fn spec(name: impl Into<String>, kind: &'static str, class: &'static str, shape:
 }
 
 fn siglip_ops(prefix: &str, layers: usize, out: &mut Vec<Spec>) {
-    out.push(spec(format!("{prefix}.patch_embed"), "conv2d_patch", "matmul", &[2, 25, 32]));
-    out.push(spec(format!("{prefix}.pos_embed"), "interpolate_bicubic", "eltwise", &[1, 25, 32]));
-    out.push(spec(format!("{prefix}.embed"), "add", "eltwise", &[2, 25, 32]));
+    out.push(spec(
+        format!("{prefix}.patch_embed"),
+        "conv2d_patch",
+        "matmul",
+        &[2, 25, 32],
+    ));
+    out.push(spec(
+        format!("{prefix}.pos_embed"),
+        "interpolate_bicubic",
+        "eltwise",
+        &[1, 25, 32],
+    ));
+    out.push(spec(
+        format!("{prefix}.embed"),
+        "add",
+        "eltwise",
+        &[2, 25, 32],
+    ));
     for l in 0..layers {
         for (leaf, kind, class) in SIGLIP {
             let shape: &[usize] = if leaf == "mlp.fc1" || leaf == "mlp.act" {
@@ -77,10 +92,20 @@ fn siglip_ops(prefix: &str, layers: usize, out: &mut Vec<Spec>) {
             } else {
                 &[2, 25, 32]
             };
-            out.push(spec(format!("{prefix}.layers.{l}.{leaf}"), kind, class, shape));
+            out.push(spec(
+                format!("{prefix}.layers.{l}.{leaf}"),
+                kind,
+                class,
+                shape,
+            ));
         }
     }
-    out.push(spec(format!("{prefix}.post_ln"), "layer_norm", "norm", &[2, 25, 32]));
+    out.push(spec(
+        format!("{prefix}.post_ln"),
+        "layer_norm",
+        "norm",
+        &[2, 25, 32],
+    ));
 }
 
 fn gemma_ops(prefix: &str, layers: usize, tokens: usize, out: &mut Vec<Spec>) {
@@ -91,10 +116,20 @@ fn gemma_ops(prefix: &str, layers: usize, tokens: usize, out: &mut Vec<Spec>) {
             } else {
                 &[1, tokens, 64]
             };
-            out.push(spec(format!("{prefix}.layers.{l}.{leaf}"), kind, class, shape));
+            out.push(spec(
+                format!("{prefix}.layers.{l}.{leaf}"),
+                kind,
+                class,
+                shape,
+            ));
         }
     }
-    out.push(spec(format!("{prefix}.norm"), "rms_norm", "norm", &[1, tokens, 64]));
+    out.push(spec(
+        format!("{prefix}.norm"),
+        "rms_norm",
+        "norm",
+        &[1, tokens, 64],
+    ));
 }
 
 /// Layer counts of one fixture size.
@@ -127,35 +162,75 @@ fn module_specs(id: &str, size: &Size) -> Vec<Spec> {
         "siglip" => siglip_ops("siglip", size.siglip, &mut v),
         "projector" => v.push(spec("projector.linear", "linear", "matmul", &[2, 25, 64])),
         "lang_embed" => {
-            v.push(spec("lang_embed.embedding", "embedding", "data_movement", &[1, 8, 64]));
-            v.push(spec("lang_embed.scale", "mul_scalar", "eltwise", &[1, 8, 64]));
+            v.push(spec(
+                "lang_embed.embedding",
+                "embedding",
+                "data_movement",
+                &[1, 8, 64],
+            ));
+            v.push(spec(
+                "lang_embed.scale",
+                "mul_scalar",
+                "eltwise",
+                &[1, 8, 64],
+            ));
         }
         "prefix" => {
             for leaf in ["concat", "pad_mask", "ar_mask", "att_2d", "positions"] {
-                v.push(spec(format!("prefix.{leaf}"), "concat", "data_movement", &[1, 58, 64]));
+                v.push(spec(
+                    format!("prefix.{leaf}"),
+                    "concat",
+                    "data_movement",
+                    &[1, 58, 64],
+                ));
             }
         }
         "vlm" => gemma_ops("vlm", size.vlm, 58, &mut v),
         "suffix" => {
             for k in 0..14 {
-                v.push(spec(format!("suffix.op{k}"), "linear", "matmul", &[1, 51, 64]));
+                v.push(spec(
+                    format!("suffix.op{k}"),
+                    "linear",
+                    "matmul",
+                    &[1, 51, 64],
+                ));
             }
         }
         "attn_masks" => {
             for leaf in ["pad", "ar", "cumsum", "att_2d", "positions", "debug_probe"] {
-                v.push(spec(format!("attn_masks.{leaf}"), "attn_mask_2d", "data_movement", &[1, 51, 109]));
+                v.push(spec(
+                    format!("attn_masks.{leaf}"),
+                    "attn_mask_2d",
+                    "data_movement",
+                    &[1, 51, 109],
+                ));
             }
         }
         "expert" => gemma_ops("expert", size.expert, 51, &mut v),
-        "action_extract" => v.push(spec("action_extract.slice", "slice", "data_movement", &[1, 50, 64])),
+        "action_extract" => v.push(spec(
+            "action_extract.slice",
+            "slice",
+            "data_movement",
+            &[1, 50, 64],
+        )),
         "action_proj" => v.push(spec("action_proj.linear", "linear", "matmul", &[1, 50, 32])),
         "pi0" => {
             siglip_ops("siglip", size.siglip, &mut v);
             gemma_ops("vlm", size.vlm, 58, &mut v);
             for s in 0..size.denoise_steps {
                 gemma_ops(&format!("denoise.{s}.expert"), size.expert, 51, &mut v);
-                v.push(spec(format!("denoise.{s}.action_proj.linear"), "linear", "matmul", &[1, 50, 32]));
-                v.push(spec(format!("denoise.{s}.euler"), "add", "eltwise", &[1, 50, 32]));
+                v.push(spec(
+                    format!("denoise.{s}.action_proj.linear"),
+                    "linear",
+                    "matmul",
+                    &[1, 50, 32],
+                ));
+                v.push(spec(
+                    format!("denoise.{s}.euler"),
+                    "add",
+                    "eltwise",
+                    &[1, 50, 32],
+                ));
             }
         }
         other => panic!("unknown fixture module {other}"),
@@ -277,7 +352,12 @@ pub fn record(size: &Size, diverge: bool) -> RunRecord {
                 Vec::new()
             };
             let mut chained = Some(check(
-                metrics(n, chained_err, 0.006 + 0.02 * h + 20.0 * drift, chained_worst),
+                metrics(
+                    n,
+                    chained_err,
+                    0.006 + 0.02 * h + 20.0 * drift,
+                    chained_worst,
+                ),
                 0.99,
                 "chained",
             ));
@@ -299,7 +379,8 @@ pub fn record(size: &Size, diverge: bool) -> RunRecord {
                 verdict = Verdict::Unsupported;
             }
             if verdict == Verdict::Pass
-                && (chained.as_ref().is_some_and(|c| !c.pass) || local.as_ref().is_some_and(|c| !c.pass))
+                && (chained.as_ref().is_some_and(|c| !c.pass)
+                    || local.as_ref().is_some_and(|c| !c.pass))
             {
                 verdict = Verdict::Fail;
             }
@@ -313,8 +394,18 @@ pub fn record(size: &Size, diverge: bool) -> RunRecord {
                 shape: s.shape.clone(),
                 padded_shape: padded,
                 dtype: if sharded { "bfloat8_b" } else { "bf16" }.to_string(),
-                layout: if s.class == "data_movement" { "row_major" } else { "tile" }.to_string(),
-                memory: if sharded { "l1_width_sharded" } else { "dram_interleaved" }.to_string(),
+                layout: if s.class == "data_movement" {
+                    "row_major"
+                } else {
+                    "tile"
+                }
+                .to_string(),
+                memory: if sharded {
+                    "l1_width_sharded"
+                } else {
+                    "dram_interleaved"
+                }
+                .to_string(),
                 chained,
                 chained_stats: None,
                 local,
@@ -341,7 +432,9 @@ pub fn record(size: &Size, diverge: bool) -> RunRecord {
         let min_pcc = ops
             .iter()
             .filter_map(OpReport::chained_pcc)
-            .fold(None, |m: Option<f64>, p| Some(m.map_or(p, |m: f64| m.min(p))));
+            .fold(None, |m: Option<f64>, p| {
+                Some(m.map_or(p, |m: f64| m.min(p)))
+            });
         let ops_failed = ops.iter().filter(|o| o.verdict.is_bad()).count();
         let verdict = if error.is_some() {
             Verdict::Error

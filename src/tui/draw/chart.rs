@@ -35,7 +35,10 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) -> Rect {
         ChartScale::OneMinusPccLog => "1−PCC (log)",
     };
     let mut title = vec![
-        Span::styled(format!(" {scale_name} per layer · {} ", m.id), theme::title()),
+        Span::styled(
+            format!(" {scale_name} per layer · {} ", m.id),
+            theme::title(),
+        ),
         Span::styled("chained", Style::new().fg(theme::CHAINED)),
         Span::raw(" "),
         Span::styled("local", Style::new().fg(theme::LOCAL)),
@@ -71,7 +74,10 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) -> Rect {
         m.layers
             .iter()
             .enumerate()
-            .filter_map(|(i, l)| f(l).filter(|p| p.is_finite()).map(|p| (i as f64, y_of(scale, p))))
+            .filter_map(|(i, l)| {
+                f(l).filter(|p| p.is_finite())
+                    .map(|p| (i as f64, y_of(scale, p)))
+            })
             .collect()
     };
     let chained = series(&|l| l.chained);
@@ -143,7 +149,11 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) -> Rect {
     let x_labels = {
         let first = m.layers.first().map(short).unwrap_or_default();
         let last = m.layers.last().map(short).unwrap_or_default();
-        let mid = m.layers.get(m.layers.len() / 2).map(short).unwrap_or_default();
+        let mid = m
+            .layers
+            .get(m.layers.len() / 2)
+            .map(short)
+            .unwrap_or_default();
         vec![first, mid, last]
     };
     let emph = |e: Emphasis| {

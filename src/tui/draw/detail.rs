@@ -52,8 +52,7 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect, zoomed: bool) -> Rect {
     let extra = extra_lines(app, op);
     let col_w = (LABEL_W + 2 * VALUE_W + 2) as u16;
     if inner.width >= 2 * col_w + 30 {
-        let [h, body] =
-            Layout::vertical([Constraint::Length(2), Constraint::Fill(1)]).areas(inner);
+        let [h, body] = Layout::vertical([Constraint::Length(2), Constraint::Fill(1)]).areas(inner);
         frame.render_widget(Paragraph::new(head), h);
         let [a, b, c] = Layout::horizontal([
             Constraint::Length(col_w),
@@ -117,7 +116,10 @@ fn side_by_side(
 fn identity(op: &OpReport, run_first: bool, module_first: bool) -> Vec<Line<'static>> {
     let mut l1 = Vec::new();
     if run_first {
-        l1.push(Span::styled(" ◆ FIRST DIVERGENCE ", theme::first_divergence()));
+        l1.push(Span::styled(
+            " ◆ FIRST DIVERGENCE ",
+            theme::first_divergence(),
+        ));
         l1.push(Span::raw(" "));
     } else if module_first {
         l1.push(Span::styled(
@@ -153,7 +155,10 @@ fn identity(op: &OpReport, run_first: bool, module_first: bool) -> Vec<Line<'sta
 }
 
 fn join(s: &[usize]) -> String {
-    s.iter().map(usize::to_string).collect::<Vec<_>>().join(", ")
+    s.iter()
+        .map(usize::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn cells(label: &str, a: String, b: String, style_a: Style, style_b: Style) -> Line<'static> {
@@ -169,8 +174,14 @@ fn checks_lines(op: &OpReport) -> Vec<Line<'static>> {
     let l = op.local.as_ref();
     let mut out = vec![Line::from(vec![
         Span::styled(format!("{:<LABEL_W$}", "check"), theme::header_row()),
-        Span::styled(format!("{:>VALUE_W$}", "chained"), theme::header_row().fg(theme::CHAINED)),
-        Span::styled(format!("{:>VALUE_W$}", "local"), theme::header_row().fg(theme::LOCAL)),
+        Span::styled(
+            format!("{:>VALUE_W$}", "chained"),
+            theme::header_row().fg(theme::CHAINED),
+        ),
+        Span::styled(
+            format!("{:>VALUE_W$}", "local"),
+            theme::header_row().fg(theme::LOCAL),
+        ),
     ])];
     if c.is_none() && l.is_none() && op.chained_stats.is_none() {
         if op.error.is_some() {
@@ -206,15 +217,21 @@ fn checks_lines(op: &OpReport) -> Vec<Line<'static>> {
         (None, Some(d)) => fmt::fit(d.as_str(), VALUE_W - 1),
         (None, None) => "-".into(),
     }));
-    out.push(row("1 − PCC", &|m| m.pcc.map_or("-".into(), |p| fmt::num(1.0 - p))));
-    out.push(row("cosine", &|m| m.cosine.map_or("-".into(), |p| format!("{p:.10}"))));
+    out.push(row("1 − PCC", &|m| {
+        m.pcc.map_or("-".into(), |p| fmt::num(1.0 - p))
+    }));
+    out.push(row("cosine", &|m| {
+        m.cosine.map_or("-".into(), |p| format!("{p:.10}"))
+    }));
     out.push(row("max abs", &|m| fmt::num(m.max_abs)));
     out.push(row("mean abs", &|m| fmt::num(m.mean_abs)));
     out.push(row("rel-L2", &|m| fmt::num(m.rel_l2)));
     out.push(row("ULP max", &|m| fmt::ulp(m.ulp_max)));
     out.push(row("allclose", &|m| format!("{:.4}%", 100.0 * m.allclose)));
     out.push(row("NaN / Inf", &|m| format!("{} / {}", m.nan, m.inf)));
-    out.push(row("gold NaN/Inf", &|m| format!("{} / {}", m.golden_nan, m.golden_inf)));
+    out.push(row("gold NaN/Inf", &|m| {
+        format!("{} / {}", m.golden_nan, m.golden_inf)
+    }));
     out.push(row("elements", &|m| m.n.to_string()));
     for (name, k) in [("chained", c), ("local", l)] {
         if let Some(r) = k.and_then(|k| k.reason.as_deref()) {
@@ -226,7 +243,10 @@ fn checks_lines(op: &OpReport) -> Vec<Line<'static>> {
     }
     if let Some(s) = &op.chained_stats {
         out.push(Line::default());
-        out.push(Line::styled("chained vs a stats-only golden", theme::header_row()));
+        out.push(Line::styled(
+            "chained vs a stats-only golden",
+            theme::header_row(),
+        ));
         out.push(cells(
             "‖d‖ rel diff",
             fmt::num(s.l2_rel_diff),
@@ -276,7 +296,11 @@ fn stats_lines(op: &OpReport) -> Vec<Line<'static>> {
         let a = g.map_or_else(|| "-".to_string(), f);
         let b = d.map_or_else(|| "-".to_string(), f);
         let differs = g.is_some() && d.is_some() && a != b;
-        let sb = if differs { theme::message() } else { Style::new() };
+        let sb = if differs {
+            theme::message()
+        } else {
+            Style::new()
+        };
         cells(label, a, b, Style::new(), sb)
     };
     out.push(row("min", &|s| fmt::num(s.min)));
@@ -347,8 +371,14 @@ fn extra_lines(app: &App, op: &OpReport) -> Vec<Line<'static>> {
     }
     out.push(Line::default());
     let order = match app.emphasis {
-        Emphasis::Local => [("local", op.local.as_ref()), ("chained", op.chained.as_ref())],
-        Emphasis::Chained => [("chained", op.chained.as_ref()), ("local", op.local.as_ref())],
+        Emphasis::Local => [
+            ("local", op.local.as_ref()),
+            ("chained", op.chained.as_ref()),
+        ],
+        Emphasis::Chained => [
+            ("chained", op.chained.as_ref()),
+            ("local", op.local.as_ref()),
+        ],
     };
     for (name, check) in order {
         let Some(check) = check else { continue };
@@ -378,7 +408,10 @@ fn extra_lines(app: &App, op: &OpReport) -> Vec<Line<'static>> {
         }
         if check.metrics.worst.len() > TOP_K {
             out.push(Line::styled(
-                format!("… {} more in report.json", check.metrics.worst.len() - TOP_K),
+                format!(
+                    "… {} more in report.json",
+                    check.metrics.worst.len() - TOP_K
+                ),
                 theme::dim(),
             ));
         }

@@ -64,10 +64,7 @@ pub fn shape(s: &[usize]) -> String {
     if s.is_empty() {
         return "scalar".into();
     }
-    s.iter()
-        .map(usize::to_string)
-        .collect::<Vec<_>>()
-        .join("×")
+    s.iter().map(usize::to_string).collect::<Vec<_>>().join("×")
 }
 
 /// Shape, and the padded shape after an arrow when it differs.

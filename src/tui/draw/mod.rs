@@ -35,9 +35,7 @@ pub fn draw(frame: &mut Frame, app: &App) -> Areas {
     let area = frame.area();
     let mut areas = Areas::default();
     if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
-        let msg = format!(
-            "pccscope: enlarge the terminal (≥ {MIN_WIDTH}×{MIN_HEIGHT}) · q quits"
-        );
+        let msg = format!("pccscope: enlarge the terminal (≥ {MIN_WIDTH}×{MIN_HEIGHT}) · q quits");
         frame.render_widget(Paragraph::new(msg).wrap(Wrap { trim: true }), area);
         return areas;
     }
@@ -66,7 +64,9 @@ pub fn viewport(areas: &Areas) -> Viewport {
     Viewport {
         module_rows: areas.modules.map_or(1, |r| usize::from(r.height.max(1))),
         op_rows: areas.ops.map_or(1, |r| usize::from(r.height.max(1))),
-        detail_rows: areas.detail.map_or(1, |r| usize::from(r.height.saturating_sub(2).max(1))),
+        detail_rows: areas
+            .detail
+            .map_or(1, |r| usize::from(r.height.saturating_sub(2).max(1))),
     }
 }
 
@@ -138,7 +138,9 @@ fn header(frame: &mut Frame, app: &App, area: Rect) {
     let mut l1 = vec![Span::styled("pccscope", theme::title())];
     let verdict = match (&app.summary, app.live.as_ref()) {
         (Some(s), _) => verdict_span(s.verdict),
-        (None, Some(l)) if l.aborted => Span::styled(" ABORTED ", theme::verdict_style(Verdict::Error)),
+        (None, Some(l)) if l.aborted => {
+            Span::styled(" ABORTED ", theme::verdict_style(Verdict::Error))
+        }
         (None, Some(_)) => Span::styled(" running ", theme::message()),
         (None, None) => Span::raw(" - "),
     };
@@ -208,17 +210,25 @@ fn progress_line(app: &App, width: u16) -> Line<'static> {
         )),
         Span::styled("█".repeat(filled), Style::new().fg(theme::PASS)),
         Span::styled("░".repeat(bar_w - filled), theme::dim()),
-        Span::raw(format!(" {done}/{expected} ops · {modules_done} modules done · ")),
+        Span::raw(format!(
+            " {done}/{expected} ops · {modules_done} modules done · "
+        )),
     ];
     spans.push(if failing > 0 {
-        Span::styled(format!("{failing} failing"), theme::verdict_style(Verdict::Fail))
+        Span::styled(
+            format!("{failing} failing"),
+            theme::verdict_style(Verdict::Fail),
+        )
     } else {
         Span::raw("0 failing")
     });
     if let Some(f) = app.first_divergence {
         if let Some(op) = app.modules.get(f.module).and_then(|m| m.ops.get(f.op)) {
             spans.push(Span::raw(" · first divergence so far: "));
-            spans.push(Span::styled(op.name.clone(), theme::verdict_style(Verdict::Fail)));
+            spans.push(Span::styled(
+                op.name.clone(),
+                theme::verdict_style(Verdict::Fail),
+            ));
         }
     }
     Line::from(spans)
@@ -249,7 +259,10 @@ fn summary_line(app: &App) -> Line<'static> {
         spans.push(bad(s.ops_failed, "failed"));
         spans.push(Span::raw(" · "));
         spans.push(bad(s.ops_error, "errors"));
-        spans.push(Span::raw(format!(" · coverage {:.1}% · ", s.coverage * 100.0)));
+        spans.push(Span::raw(format!(
+            " · coverage {:.1}% · ",
+            s.coverage * 100.0
+        )));
         match &s.first_divergence {
             Some(f) => {
                 spans.push(Span::styled("first divergence ", theme::title()));
@@ -262,10 +275,7 @@ fn summary_line(app: &App) -> Line<'static> {
                     spans.push(Span::styled(format!(" {r}"), theme::dim()));
                 }
             }
-            None => spans.push(Span::styled(
-                "no divergence",
-                Style::new().fg(theme::PASS),
-            )),
+            None => spans.push(Span::styled("no divergence", Style::new().fg(theme::PASS))),
         }
     }
     if let Some(note) = app.live.as_ref().and_then(|l| l.notes.last()) {
@@ -320,33 +330,60 @@ const HELP: &[(&str, &str)] = &[
     ("↑ ↓  j k", "move in the focused pane"),
     ("PgUp PgDn  Space", "a page up / down"),
     ("Home End  g G", "first / last (End follows a live run)"),
-    ("Tab  Shift-Tab  1-4", "focus modules · ops · detail · chart"),
-    ("Enter", "modules: open the ops · ops: zoom the detail · chart: go to the layer"),
+    (
+        "Tab  Shift-Tab  1-4",
+        "focus modules · ops · detail · chart",
+    ),
+    (
+        "Enter",
+        "modules: open the ops · ops: zoom the detail · chart: go to the layer",
+    ),
     ("← →  h l", "move the chart's layer cursor"),
     ("f", "jump to the first diverging op of the run"),
     ("n  N", "next / previous failing op"),
     ("/", "filter ops by name (Enter keeps, Esc clears)"),
     ("s", "sort: execution order ↔ lowest PCC first"),
-    ("m", "emphasis: chained ↔ local (metric columns, sort, chart)"),
+    (
+        "m",
+        "emphasis: chained ↔ local (metric columns, sort, chart)",
+    ),
     ("c", "chart: PCC ↔ 1−PCC on a log axis"),
     ("mouse", "wheel scrolls, click selects"),
     ("?", "this help"),
-    ("q  Esc  Ctrl-C", "quit (Esc first closes help, filter, zoom)"),
+    (
+        "q  Esc  Ctrl-C",
+        "quit (Esc first closes help, filter, zoom)",
+    ),
 ];
 
 const LEGEND: &[(&str, &str)] = &[
-    ("◆", "first diverging op: it raised or its local check failed"),
-    ("", "(no reference backend, e.g. a cpu device: its chained check failed)"),
+    (
+        "◆",
+        "first diverging op: it raised or its local check failed",
+    ),
+    (
+        "",
+        "(no reference backend, e.g. a cpu device: its chained check failed)",
+    ),
     ("chained", "device output vs the golden: accumulated drift"),
-    ("local", "device output vs the reference on the device's own inputs"),
+    (
+        "local",
+        "device output vs the reference on the device's own inputs",
+    ),
     ("Δmax rel-L2 ULP", "metrics of the emphasised check (m)"),
     ("pass FAIL ERR!", "verdicts; ERR! = the op raised"),
-    ("unck host", "no golden (never a pass) · unsupported, ran on the host"),
+    (
+        "unck host",
+        "no golden (never a pass) · unsupported, ran on the host",
+    ),
 ];
 
 fn help(frame: &mut Frame, area: Rect) {
     let w = area.width.saturating_sub(4).min(96);
-    let h = area.height.saturating_sub(2).min((HELP.len() + LEGEND.len() + 5) as u16);
+    let h = area
+        .height
+        .saturating_sub(2)
+        .min((HELP.len() + LEGEND.len() + 5) as u16);
     let r = Rect {
         x: area.x + (area.width - w) / 2,
         y: area.y + (area.height - h) / 2,

@@ -40,7 +40,8 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) -> Rect {
         .enumerate()
         .map(|(k, m)| row(app, m, first + k))
         .collect();
-    let header = Row::new(["", "module", "min PCC", "ops", "fail", "time"]).style(theme::header_row());
+    let header =
+        Row::new(["", "module", "min PCC", "ops", "fail", "time"]).style(theme::header_row());
     let widths = [
         Constraint::Length(6),
         Constraint::Fill(1),
@@ -55,7 +56,9 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) -> Rect {
 
 fn row<'a>(app: &App, m: &'a ModuleState, pos: usize) -> Row<'a> {
     let (badge, badge_style) = match (m.status, m.verdict()) {
-        (ModuleStatus::Done, Some(v)) => (format!(" {} ", theme::badge(v)), theme::verdict_style(v)),
+        (ModuleStatus::Done, Some(v)) => {
+            (format!(" {} ", theme::badge(v)), theme::verdict_style(v))
+        }
         (ModuleStatus::Running, _) => (" run… ".to_string(), theme::message()),
         _ => ("  ··  ".to_string(), Style::new().fg(theme::PENDING)),
     };
@@ -66,7 +69,9 @@ fn row<'a>(app: &App, m: &'a ModuleState, pos: usize) -> Row<'a> {
     };
     let min_pcc = m.report.as_ref().and_then(|r| r.min_pcc);
     let pcc_style = match m.report.as_ref() {
-        Some(r) if min_pcc.is_some_and(|p| p < r.gate) => theme::verdict_style(crate::harness::Verdict::Fail),
+        Some(r) if min_pcc.is_some_and(|p| p < r.gate) => {
+            theme::verdict_style(crate::harness::Verdict::Fail)
+        }
         _ => Style::new(),
     };
     let time = m
@@ -75,7 +80,10 @@ fn row<'a>(app: &App, m: &'a ModuleState, pos: usize) -> Row<'a> {
         .map_or_else(|| "-".to_string(), |r| fmt::secs(r.duration_s));
     let mut name = vec![Span::raw(m.id.clone())];
     if app.first_divergence.is_some_and(|f| f.module == pos) {
-        name.push(Span::styled(" ◆", theme::verdict_style(crate::harness::Verdict::Fail)));
+        name.push(Span::styled(
+            " ◆",
+            theme::verdict_style(crate::harness::Verdict::Fail),
+        ));
     }
     if m.report.as_ref().is_some_and(|r| r.inputs_from != "golden") {
         name.push(Span::styled(" ⇠dev", theme::dim()));

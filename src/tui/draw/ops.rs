@@ -215,7 +215,12 @@ fn title(app: &App) -> Line<'static> {
     ));
     if !app.filter.is_empty() {
         spans.push(Span::styled(
-            format!(" · filter “{}” {}/{}", app.filter, app.view.len(), m.ops.len()),
+            format!(
+                " · filter “{}” {}/{}",
+                app.filter,
+                app.view.len(),
+                m.ops.len()
+            ),
             theme::message(),
         ));
     }
@@ -305,9 +310,15 @@ fn name_cell(op: &OpReport, width: u16, indent: bool, first_div: bool) -> Line<'
     } else {
         spans.push(Span::styled(prefix, theme::dim()));
     }
-    spans.push(Span::styled(leaf, Style::new().add_modifier(Modifier::BOLD)));
+    spans.push(Span::styled(
+        leaf,
+        Style::new().add_modifier(Modifier::BOLD),
+    ));
     if !suffix.is_empty() {
-        spans.push(Span::styled(suffix, Style::new().add_modifier(Modifier::BOLD)));
+        spans.push(Span::styled(
+            suffix,
+            Style::new().add_modifier(Modifier::BOLD),
+        ));
     }
     Line::from(spans)
 }
@@ -369,9 +380,15 @@ fn row(
             Col::Memory => Cell::from(fmt::fit(&op.memory, usize::from(*w))),
             Col::Chained => pcc_cell(app, op, Emphasis::Chained, first_div),
             Col::Local => pcc_cell(app, op, Emphasis::Local, first_div),
-            Col::MaxAbs => Cell::from(Line::from(metric(&|c| fmt::num(c.metrics.max_abs))).right_aligned()),
-            Col::RelL2 => Cell::from(Line::from(metric(&|c| fmt::num(c.metrics.rel_l2))).right_aligned()),
-            Col::Ulp => Cell::from(Line::from(metric(&|c| fmt::ulp(c.metrics.ulp_max))).right_aligned()),
+            Col::MaxAbs => {
+                Cell::from(Line::from(metric(&|c| fmt::num(c.metrics.max_abs))).right_aligned())
+            }
+            Col::RelL2 => {
+                Cell::from(Line::from(metric(&|c| fmt::num(c.metrics.rel_l2))).right_aligned())
+            }
+            Col::Ulp => {
+                Cell::from(Line::from(metric(&|c| fmt::ulp(c.metrics.ulp_max))).right_aligned())
+            }
             Col::Time => Cell::from(Line::from(fmt::micros(op.duration_us)).right_aligned()),
         })
         .collect();
@@ -397,7 +414,10 @@ mod tests {
             assert!(cols.contains(&c), "{c:?} dropped at 80 columns");
         }
         assert!(!cols.contains(&Col::Memory));
-        let wide: Vec<Col> = columns(220, 12, NAME_MIN).into_iter().map(|c| c.0).collect();
+        let wide: Vec<Col> = columns(220, 12, NAME_MIN)
+            .into_iter()
+            .map(|c| c.0)
+            .collect();
         assert_eq!(wide.len(), COLS.len());
     }
 
