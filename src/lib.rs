@@ -18,3 +18,4 @@ pub mod harness;
 pub mod modules;
 pub mod report;
 pub mod tensor;
+pub mod tui;

@@ -1,5 +1,5 @@
-//! Command line: `pccscope run` (the default), `compare`, `inspect`, `report`, `plot` and
-//! `diff`. All printing happens here.
+//! Command line: `pccscope run` (the default), `compare`, `inspect`, `report`, `plot`, `diff`
+//! and `tui`. All printing happens here.
 
 mod compare;
 mod diff;
@@ -9,6 +9,7 @@ mod plot;
 mod progress;
 mod report;
 mod run;
+mod tui;
 
 pub use report::FormatArgs;
 pub use run::{exit_code, RunArgs};
@@ -42,6 +43,8 @@ enum Command {
     Plot(plot::PlotArgs),
     /// Compare two runs op by op; exit 1 when B regresses against A.
     Diff(diff::DiffArgs),
+    /// Browse a saved run (report.json, a run directory, or the newest run in a reports dir).
+    Tui(tui::TuiArgs),
 }
 
 /// Parses the arguments and runs; returns the process exit code.
@@ -66,6 +69,7 @@ pub fn main() -> u8 {
         Some(Command::Report(a)) => report::report(a),
         Some(Command::Plot(a)) => plot::plot(a),
         Some(Command::Diff(a)) => diff::diff(a),
+        Some(Command::Tui(a)) => tui::tui(a),
     };
     match result {
         Ok(code) => code,

@@ -53,6 +53,9 @@ pub struct RunArgs {
     quiet: bool,
     #[command(flatten)]
     output: crate::cli::report::FormatArgs,
+    /// Watch the run in the terminal UI (the summary is printed when it closes).
+    #[arg(long)]
+    tui: bool,
 }
 
 impl Default for RunArgs {
@@ -70,6 +73,7 @@ impl Default for RunArgs {
             checkpoint: None,
             quiet: false,
             output: Default::default(),
+            tui: false,
         }
     }
 }
@@ -93,6 +97,9 @@ fn device(name: &str, profile: Option<&str>) -> Result<Box<dyn Backend>> {
 }
 
 pub(crate) fn run(args: RunArgs) -> Result<u8> {
+    if args.tui {
+        super::tui::require_terminal()?;
+    }
     let goldens = resolve_goldens(&args.goldens);
     let capture =
         Capture::open(&goldens).with_context(|| format!("open goldens {}", goldens.display()))?;
@@ -191,7 +198,12 @@ pub(crate) fn run(args: RunArgs) -> Result<u8> {
         run_id: run_id.clone(),
         goldens_label: goldens.display().to_string(),
     };
-    let record = if !args.quiet && std::io::stderr().is_terminal() {
+    let dir = args.report_dir.join(&run_id);
+    let record = if args.tui {
+        super::tui::live(reference.is_some(), |sink, _note| {
+            harness::run(&inputs, &opts, sink)
+        })?
+    } else if !args.quiet && std::io::stderr().is_terminal() {
         let sink = progress::Progress::new();
         let r = harness::run(&inputs, &opts, &sink);
         sink.finish();
@@ -199,8 +211,6 @@ pub(crate) fn run(args: RunArgs) -> Result<u8> {
     } else {
         harness::run(&inputs, &opts, &NullSink)
     };
-
-    let dir = args.report_dir.join(&run_id);
     if let Some(w) = trace {
         let w = w
             .into_inner()

@@ -113,6 +113,13 @@ impl OpReport {
         self.chained.as_ref().is_some_and(|c| !c.pass)
             || self.chained_stats.as_ref().is_some_and(|c| !c.pass)
     }
+    /// The first-divergence rule: the op raised, or its local check failed (with no reference
+    /// backend, `has_local == false`, its chained check failed).
+    pub fn diverges(&self, has_local: bool) -> bool {
+        self.verdict == Verdict::Error
+            || (has_local && self.local_failed())
+            || (!has_local && self.chained_failed())
+    }
 }
 
 /// One module of the run.

@@ -376,11 +376,7 @@ pub fn summarize(modules: &[ModuleReport], has_local: bool) -> Summary {
         golden_checked as f64 / golden_total as f64
     };
     let first_divergence = all()
-        .find(|(_, o)| {
-            o.verdict == Verdict::Error
-                || (has_local && o.local_failed())
-                || (!has_local && o.chained_failed())
-        })
+        .find(|(_, o)| o.diverges(has_local))
         .map(|(m, o)| OpLocation {
             module: m.id.clone(),
             op: o.name.clone(),
