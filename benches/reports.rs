@@ -121,6 +121,7 @@ fn record() -> RunRecord {
             missing_golden: Vec::new(),
             error: None,
             duration_s: 1.0,
+            on_device_pct: None,
         }
     };
     let s = |n: &str, l: usize| (n.to_string(), l);

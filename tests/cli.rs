@@ -353,7 +353,7 @@ fn checkpoint_missing_keys_are_listed_in_one_error() {
         assert!(header.remove(k).is_some(), "{k} not in the tiny checkpoint");
     }
     let mut h = serde_json::to_vec(&header).unwrap();
-    while (8 + h.len()) % 8 != 0 {
+    while !(8 + h.len()).is_multiple_of(8) {
         h.push(b' ');
     }
     let mut out = (h.len() as u64).to_le_bytes().to_vec();
@@ -415,7 +415,7 @@ fn rename_keys(path: &Path, out: &Path, rename: impl Fn(&str) -> String) {
         })
         .collect();
     let mut h = serde_json::to_vec(&renamed).unwrap();
-    while (8 + h.len()) % 8 != 0 {
+    while !(8 + h.len()).is_multiple_of(8) {
         h.push(b' ');
     }
     let mut data = (h.len() as u64).to_le_bytes().to_vec();

@@ -184,6 +184,7 @@ pub fn record() -> RunRecord {
         missing_golden: Vec::new(),
         error: None,
         duration_s: 0.75,
+        on_device_pct: None,
     };
     let siglip = module("siglip", siglip_ops, Verdict::Pass);
     let mut vlm = module("vlm", vlm_ops, Verdict::Error);

@@ -243,7 +243,7 @@ impl Pi0Config {
         if self.lang_valid > self.lang_tokens {
             errs.push("lang_valid exceeds lang_tokens".into());
         }
-        if self.expert.width % 2 != 0 {
+        if !self.expert.width.is_multiple_of(2) {
             errs.push("expert width must be even (sin/cos time embedding)".into());
         }
         if errs.is_empty() {

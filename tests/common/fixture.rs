@@ -316,6 +316,7 @@ fn check(m: Metrics, threshold: f64, what: &str) -> Check {
         reason: (!pass).then(|| format!("{what} pcc {pcc:.6} < {threshold}")),
         metrics: m,
         pass,
+        tolerance: None,
     }
 }
 
@@ -457,6 +458,7 @@ pub fn record(size: &Size, diverge: bool) -> RunRecord {
             missing_golden: Vec::new(),
             error,
             duration_s,
+            on_device_pct: None,
         });
     }
     let summary = summarize(&modules, true);

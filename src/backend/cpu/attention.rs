@@ -25,7 +25,7 @@ pub(super) fn rope(
     let &[b, t, w] = x.shape() else {
         return Err(rank_error(kind, "x", x, 3));
     };
-    if head_dim == 0 || head_dim % 2 != 0 || w % head_dim != 0 {
+    if head_dim == 0 || !head_dim.is_multiple_of(2) || w % head_dim != 0 {
         return Err(OpError::invalid(
             kind,
             format!(
@@ -364,7 +364,7 @@ pub(super) fn time_embed(
 ) -> Result<Tensor, OpError> {
     expect_rank(kind, "t", t, 1)?;
     let periods_ok = min_period > 0.0 && max_period > 0.0 && max_period.is_finite();
-    if dim < 2 || dim % 2 != 0 || !periods_ok {
+    if dim < 2 || !dim.is_multiple_of(2) || !periods_ok {
         return Err(OpError::invalid(
             kind,
             format!(
