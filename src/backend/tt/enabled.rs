@@ -758,7 +758,7 @@ impl Lower<'_> {
                 shape_string(x.shape())
             )));
         };
-        if hd == 0 || hd % 2 != 0 || w % hd != 0 {
+        if hd == 0 || !hd.is_multiple_of(2) || w % hd != 0 {
             return Err(self.invalid(format!(
                 "head_dim {hd} must be even, non-zero and divide the width of x {}",
                 shape_string(x.shape())
@@ -783,7 +783,7 @@ impl Lower<'_> {
                 .map_err(dev_err(step))
         };
         let x4 = self.act_as(x, &[b, t, heads, hd])?;
-        if hd % 64 == 0 && pb == 1 {
+        if hd.is_multiple_of(64) && pb == 1 {
             let xh = self.permute(&x4, &[0, 2, 1, 3], "heads first")?;
             let c = upload(&cos, &[1, 1, t, hd], "upload cos")?;
             let s = upload(&sin, &[1, 1, t, hd], "upload sin")?;
@@ -839,7 +839,7 @@ impl Lower<'_> {
         matches!(
             self.p.act_dtype,
             DType::Bf16 | DType::Bfloat8B | DType::Bfloat4B
-        ) && head_dim % 32 == 0
+        ) && head_dim.is_multiple_of(32)
     }
 
     fn sdpa(
@@ -861,7 +861,7 @@ impl Lower<'_> {
         if hq == 0
             || hkv == 0
             || hd == 0
-            || hq % hkv != 0
+            || !hq.is_multiple_of(hkv)
             || wq != hq * hd
             || k.shape() != [b, s, hkv * hd]
             || v.shape() != k.shape()
