@@ -16,7 +16,6 @@ use crate::harness::compare::{self, CompareInputs, CompareOptions, Comparison, R
 use crate::harness::thresholds::Thresholds;
 use crate::harness::NullSink;
 use crate::modules::{Checkpoint, Pi0Config, Weights};
-use crate::report;
 
 /// Names listed in full before the rest is counted.
 const LIST_LIMIT: usize = 20;
@@ -43,6 +42,8 @@ pub struct CompareArgs {
     /// No progress line on stderr.
     #[arg(long, short)]
     quiet: bool,
+    #[command(flatten)]
+    output: crate::cli::report::FormatArgs,
 }
 
 pub(crate) fn compare(args: CompareArgs) -> Result<u8> {
@@ -117,8 +118,6 @@ pub(crate) fn compare(args: CompareArgs) -> Result<u8> {
     };
 
     let dir = args.report_dir.join(&result.record.run.id);
-    let path = report::json::write(&result.record, &dir)
-        .with_context(|| format!("write report to {}", dir.display()))?;
     println!(
         "capture {} · map {}",
         args.capture.display(),
@@ -126,7 +125,7 @@ pub(crate) fn compare(args: CompareArgs) -> Result<u8> {
     );
     print_summary(&result.record);
     print_alignment(&result);
-    println!("report: {}", path.display());
+    crate::cli::report::emit(&result.record, &dir, &args.output)?;
     Ok(exit_code(&result.record))
 }
 
