@@ -150,7 +150,11 @@ pub fn softmax(
             0.0
         };
         for v in row.iter_mut() {
-            let z = if stable { fpu_add(*v, idt, -m, idt, dst) } else { *v };
+            let z = if stable {
+                fpu_add(*v, idt, -m, idt, dst)
+            } else {
+                *v
+            };
             *v = if z == f32::NEG_INFINITY {
                 0.0
             } else {
@@ -162,7 +166,11 @@ pub fn softmax(
     let mut out = Vec::with_capacity(rows * width);
     for (row, &s) in e.chunks(padded).zip(&sums) {
         let r = sfpu.recip(s);
-        out.extend(row[..width].iter().map(|&v| fpu_mul(v, idt, r, idt, fidelity, dst)));
+        out.extend(
+            row[..width]
+                .iter()
+                .map(|&v| fpu_mul(v, idt, r, idt, fidelity, dst)),
+        );
     }
     out
 }
@@ -225,9 +233,28 @@ struct Flash {
 /// P = exp(S − m') (the subtraction on the FPU in bf16, exp on the SFPU, P stored bf16),
 /// α = exp(m − m'), l ← α·l + rowsum(P), O ← α·O + P·V (running O and l in bf16 unless FP32
 /// Dst); finally O·(1/l).
-fn flash_head(q: &[f32], k: &[f32], v: &[f32], dts: [DType; 3], t: usize, s: usize, hd: usize, scale: f32, mask: Option<&dyn Fn(usize, usize) -> f32>, mdt: DType, f: Flash) -> Vec<f32> {
+fn flash_head(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    dts: [DType; 3],
+    t: usize,
+    s: usize,
+    hd: usize,
+    scale: f32,
+    mask: Option<&dyn Fn(usize, usize) -> f32>,
+    mdt: DType,
+    f: Flash,
+) -> Vec<f32> {
     let [qdt, kdt, vdt] = dts;
-    let e_qk = Engine::new(f.fidelity, f.dst == Dst::Fp32, false, hd, DType::Bf16, false);
+    let e_qk = Engine::new(
+        f.fidelity,
+        f.dst == Dst::Fp32,
+        false,
+        hd,
+        DType::Bf16,
+        false,
+    );
     let mut sc = matmul::matmul(q, qdt, k, kdt, t, hd, s, &e_qk, 1);
     let scale_b = bf16_rne(scale);
     for (i, row) in sc.chunks_mut(s).enumerate() {
@@ -273,7 +300,14 @@ fn flash_head(q: &[f32], k: &[f32], v: &[f32], dts: [DType; 3], t: usize, s: usi
                 vt[d * kc + jj] = v[key * hd + d];
             }
         }
-        let e_pv = Engine::new(f.fidelity, f.dst == Dst::Fp32, false, kc, DType::Bf16, false);
+        let e_pv = Engine::new(
+            f.fidelity,
+            f.dst == Dst::Fp32,
+            false,
+            kc,
+            DType::Bf16,
+            false,
+        );
         let pv = matmul::matmul(&p, DType::Bf16, &vt, vdt, t, kc, hd, &e_pv, 1);
         for i in 0..t {
             if first {
@@ -324,7 +358,9 @@ pub(super) fn sdpa(
     if hq == 0 || hkv == 0 || hd == 0 || hq % hkv != 0 {
         return Err(OpError::invalid(
             cx.kind(),
-            format!("q_heads {hq} must be a non-zero multiple of kv_heads {hkv}; head_dim {hd} > 0"),
+            format!(
+                "q_heads {hq} must be a non-zero multiple of kv_heads {hkv}; head_dim {hd} > 0"
+            ),
         ));
     }
     let &[b, t, wq] = q.shape() else {
@@ -390,7 +426,8 @@ pub(super) fn sdpa(
                 _ => 0.0,
             }
         };
-        let mref: Option<&dyn Fn(usize, usize) -> f32> = if md.is_some() { Some(&mfun) } else { None };
+        let mref: Option<&dyn Fn(usize, usize) -> f32> =
+            if md.is_some() { Some(&mfun) } else { None };
         flash_head(&qh, &kh, &vh, dts, t, s, hd, scale, mref, mdt, f)
     };
     let per_head: Vec<Vec<f32>> = if b * t == 0 || s == 0 {

@@ -63,7 +63,10 @@ pub(super) fn binary(cx: &Ctx<'_>, a: &Tensor, b: &Tensor) -> Result<(Tensor, Va
         "unit": if is_add { "FPU (ELWADD)" } else { "SFPU (multiply, RNE)" },
         "fp32_dest_acc_en": fp32,
     });
-    Ok((cx.output(&shape, data, out_dt, Layout::Tile, Side::Device)?, detail))
+    Ok((
+        cx.output(&shape, data, out_dt, Layout::Tile, Side::Device)?,
+        detail,
+    ))
 }
 
 /// `ttnn.multiply(x, scalar)`: the scalar is passed to the kernel truncated to bf16 for a

@@ -277,8 +277,16 @@ mod tests {
         assert_eq!(bf16_device(-0.0).to_bits(), 0);
         assert_eq!(bf16_device(f(0x0000_1234)), 0.0, "denormal flushed");
         assert_eq!(bf16_rne(f32::MAX), f32::INFINITY, "overflow");
-        assert_eq!(bf16_rne(f(0x0001_0000)).to_bits(), 0x0001_0000, "host keeps bf16 denormals");
-        assert_eq!(bf16_device(f(0x0001_0000)).to_bits(), 0, "the packer flushes them");
+        assert_eq!(
+            bf16_rne(f(0x0001_0000)).to_bits(),
+            0x0001_0000,
+            "host keeps bf16 denormals"
+        );
+        assert_eq!(
+            bf16_device(f(0x0001_0000)).to_bits(),
+            0,
+            "the packer flushes them"
+        );
     }
 
     fn bfp(vals: &[f32], dtype: DType, side: Side) -> Vec<f32> {
@@ -336,7 +344,11 @@ mod tests {
         row.resize(16, 0.0);
         let q = bfp(&row, DType::Bfloat4B, Side::Host);
         let want = [1.0, 0.75, 0.25, 0.0, 0.5, -0.5, 0.0, 0.0];
-        assert_eq!(&q[..8], &want, "RNE: 0.375→0.5 (1.5 steps), −0.625→−0.5 (2.5 steps)");
+        assert_eq!(
+            &q[..8],
+            &want,
+            "RNE: 0.375→0.5 (1.5 steps), −0.625→−0.5 (2.5 steps)"
+        );
         assert_eq!(q[3].to_bits(), 0);
         // Device bfp4: bfp8 with ties away, then truncation by 4 bits: −0.625 → −0.5,
         // 0.375 → 0.25 (truncation bias), 0.75 stays.
@@ -349,7 +361,9 @@ mod tests {
         // A denormal is 0 even when it is the block max.
         let mut row = vec![f(0x0000_0400); 16];
         row[3] = -f(0x0000_0001);
-        assert!(bfp(&row, DType::Bfloat8B, Side::Host).iter().all(|v| v.to_bits() == 0));
+        assert!(bfp(&row, DType::Bfloat8B, Side::Host)
+            .iter()
+            .all(|v| v.to_bits() == 0));
         // Groups never span 16-column boundaries: column 16 starts a new group.
         let mut row = vec![1.0f32 / 1024.0; 32];
         row[0] = 64.0;
@@ -359,7 +373,10 @@ mod tests {
         // Rows never share: width 8 means two rows of one (padded) group each.
         let mut v = vec![64.0, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5];
         store(&mut v, 6, DType::Bfloat8B, Side::Host);
-        assert_eq!(v[1], 0.0, "0.5 is half a step below 64 in its own row: ties to even → 0");
+        assert_eq!(
+            v[1], 0.0,
+            "0.5 is half a step below 64 in its own row: ties to even → 0"
+        );
         assert_eq!(v[6], 0.5, "the second row has its own exponent");
     }
 
@@ -403,7 +420,10 @@ mod tests {
         assert_eq!(padded_shape(&[1, 51, 32], Layout::Tile), vec![1, 64, 32]);
         assert_eq!(padded_shape(&[2, 25, 40], Layout::Tile), vec![2, 32, 64]);
         assert_eq!(padded_shape(&[50], Layout::Tile), vec![64]);
-        assert_eq!(padded_shape(&[2, 25, 40], Layout::RowMajor), vec![2, 25, 40]);
+        assert_eq!(
+            padded_shape(&[2, 25, 40], Layout::RowMajor),
+            vec![2, 25, 40]
+        );
         assert!(!layout_allows(DType::Bfloat8B, Layout::RowMajor));
         assert!(layout_allows(DType::Bf16, Layout::RowMajor));
         // Zero padding of a partial group does not change the quantisation: width 20 packs the

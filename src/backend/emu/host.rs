@@ -59,7 +59,10 @@ pub(super) fn embedding(cx: &Ctx<'_>, inputs: &[&Tensor]) -> Result<(Tensor, Val
         Layout::Tile,
         Side::Device,
     )?;
-    Ok((t, json!({ "dtype": dt.as_str(), "ids": inputs[0].meta.dtype.as_str() })))
+    Ok((
+        t,
+        json!({ "dtype": dt.as_str(), "ids": inputs[0].meta.dtype.as_str() }),
+    ))
 }
 
 /// Constants, masks, positions and the bicubic resize: computed on the host in f32 (exactly as

@@ -16,7 +16,10 @@ use crate::tensor::{shape_string, DType, Layout, Tensor};
 fn default_fidelity(a: DType, b: DType, core_grid: bool) -> (MathFidelity, &'static str) {
     let bfp = |d: DType| matches!(d, DType::Bfloat8B | DType::Bfloat4B);
     if a == DType::F32 && b == DType::F32 {
-        (MathFidelity::HiFi3, "default: both inputs FLOAT32 on Wormhole")
+        (
+            MathFidelity::HiFi3,
+            "default: both inputs FLOAT32 on Wormhole",
+        )
     } else if core_grid {
         (MathFidelity::LoFi, "default: core_grid set")
     } else if bfp(a) && bfp(b) {
@@ -30,6 +33,8 @@ fn default_fidelity(a: DType, b: DType, core_grid: bool) -> (MathFidelity, &'sta
 struct Product<'a> {
     x: &'a [f32],
     xdt: DType,
+    /// The weight tensor (for the packed-planes cache) and its values as [n, k].
+    wt: &'a Tensor,
     w: &'a [f32],
     wdt: DType,
     m: usize,
@@ -61,7 +66,8 @@ fn product(cx: &Ctx<'_>, p: Product<'_>, out_dt: DType) -> (Vec<f32>, Value) {
     let fp32 = cx.set.fp32_dest_acc_en.unwrap_or(out_dt == DType::F32);
     let l1 = cx.set.packer_l1_acc.unwrap_or(out_dt != DType::F32);
     let e = Engine::new(fidelity, fp32, l1, p.k, out_dt, p.bias.is_some());
-    let mut v = matmul::matmul(p.x, p.xdt, p.w, p.wdt, p.m, p.k, p.n, &e, cx.threads);
+    let pw = cx.packed.get(p.wt, p.w, p.n, p.k, fidelity);
+    let mut v = matmul::matmul_packed(p.x, p.xdt, &pw, p.m, p.k, p.n, &e, cx.threads);
     if let Some(b) = p.bias {
         // §3.4: the product is packed to the intermediate CB, then unpacked beside the bias
         // for the FPU add (a Float32 intermediate enters SrcA as TF32).
@@ -125,12 +131,18 @@ pub(super) fn linear(
     b: Option<&Tensor>,
 ) -> Result<(Tensor, Value), OpError> {
     let Some((_, lead)) = x.shape().split_last() else {
-        return Err(OpError::invalid(cx.kind(), "x must have rank ≥ 1, got a scalar"));
+        return Err(OpError::invalid(
+            cx.kind(),
+            "x must have rank ≥ 1, got a scalar",
+        ));
     };
     let &[n, k] = w.shape() else {
         return Err(OpError::invalid(
             cx.kind(),
-            format!("weight must have rank 2, got shape {}", shape_string(w.shape())),
+            format!(
+                "weight must have rank 2, got shape {}",
+                shape_string(w.shape())
+            ),
         ));
     };
     // `linear` passes the weight transposed: its height is the weight's input width.
@@ -148,6 +160,7 @@ pub(super) fn linear(
         Product {
             x: &xd,
             xdt: x.meta.dtype,
+            wt: w,
             w: &wd,
             wdt: w.meta.dtype,
             m,
@@ -181,7 +194,10 @@ pub(super) fn conv2d_patch(
     check_bias(cx, b, p.d)?;
     let out_dt = cx.out_dtype(images.meta.dtype);
     if !cx.tensix() {
-        return cx.reference(&[images, w].into_iter().chain(b).collect::<Vec<_>>(), out_dt);
+        return cx.reference(
+            &[images, w].into_iter().chain(b).collect::<Vec<_>>(),
+            out_dt,
+        );
     }
     let wd = w.as_slice();
     let (v, mut detail) = product(
@@ -189,6 +205,7 @@ pub(super) fn conv2d_patch(
         Product {
             x: &p.cols,
             xdt: images.meta.dtype,
+            wt: w,
             w: &wd,
             wdt: w.meta.dtype,
             m: p.rows,

@@ -15,11 +15,12 @@
 //!   output element the order is: for each 32-wide K tile, for each phase, for each of its two
 //!   16-wide faces, `Dst ← round(Dst + Σ₁₆)`. With a BF16 Dst (`fp32_dest_acc_en = false`) the
 //!   rounding is to bf16, ties away from zero (the device rounding of §1.3); with an FP32 Dst
-//!   it is the f32 addition. The 16-term sum itself is formed in f32 (its precision is
-//!   unspecified by the ISA, §3.2): every phase product is a product of two numbers of ≤ 8
-//!   significant bits, hence exact, and the terms are added pairwise in the order of the
-//!   `vdpbf16ps` instruction (odd then even element of each pair), so the AVX-512 BF16 kernel
-//!   and the portable kernel agree bit for bit.
+//!   it is the f32 addition. The sum `Dst + Σ₁₆` is formed in f32 before that rounding (the
+//!   ISA leaves the precision of the 16-term sum unspecified, §3.2): every phase product is a
+//!   product of two numbers of ≤ 8 significant bits, hence exact in f32, and the terms are
+//!   added to Dst in K order, each addition rounded to nearest even — what a fused
+//!   multiply-add does with an exact product, so the AVX-512 kernel and the portable kernel
+//!   agree bit for bit.
 //! * **K blocks** (§3.4): K is split into `Kt / in0_block_w` blocks. Between blocks the partial
 //!   result either goes through the packer's L1 accumulation (`L1 ← round_interm(L1 + Dst)`,
 //!   Dst restarting from 0; interm = Float16_b, or Float32 with an FP32 Dst), or is spilled in
@@ -35,12 +36,14 @@ use crate::tensor::DType;
 
 /// Rows of activations per micro-kernel call.
 pub(crate) const MR: usize = 6;
-/// Output columns per weight panel (two 16-lane vectors, one bfp exponent group each).
-pub(crate) const NR: usize = 32;
-/// Rows of one parallel task.
-const MC: usize = MR * 16;
-/// Panels of one parallel task.
-const NC_PANELS: usize = 8;
+/// Output columns per weight panel (four 16-lane vectors, one bfp exponent group each).
+pub(crate) const NR: usize = 64;
+/// 16-lane vectors per panel row.
+pub(crate) const NV: usize = NR / 16;
+/// Rows swept together over one K block (their states and the block's weight slice stay in L1).
+const MC: usize = MR * 8;
+/// Panels of one parallel task (2 × 64 columns × 1152 K × 2 planes ≈ 1.2 MB: fits L2).
+const NC_PANELS: usize = 2;
 /// Below this many multiply-adds a product runs on the calling thread.
 const PARALLEL_MIN_MACS: usize = 1 << 20;
 
@@ -232,21 +235,71 @@ pub(crate) fn finish(mode: BlockEnd, d: f32, l1: f32) -> f32 {
     }
 }
 
-/// Operands packed for the kernels: bf16 bit pairs along K.
-pub(crate) struct Packed {
-    /// Activation planes, row-major [rows_padded][kp/2], one per SrcB plane in use.
-    pub x: Vec<Vec<u32>>,
-    /// Weight planes, [panels][kp/2][NR], one per SrcA plane in use.
-    pub w: Vec<Vec<u32>>,
+/// A zeroed f32 buffer whose data starts on a 64-byte boundary, so the kernel's vector loads
+/// never straddle cache lines.
+pub(crate) struct Aligned {
+    buf: Vec<f32>,
+    off: usize,
+    len: usize,
+}
+
+impl Aligned {
+    fn zeros(len: usize) -> Aligned {
+        let buf = vec![0.0f32; len + 15];
+        let off = ((64 - buf.as_ptr() as usize % 64) % 64) / 4;
+        Aligned { buf, off, len }
+    }
+
+    pub fn as_slice(&self) -> &[f32] {
+        &self.buf[self.off..self.off + self.len]
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [f32] {
+        &mut self.buf[self.off..self.off + self.len]
+    }
+}
+
+/// Activations packed for the kernels: the SrcB planes as f32, [rows_padded / MR][kp][MR].
+pub(crate) struct PackedX {
+    pub planes: Vec<Aligned>,
     /// K padded to whole tiles.
+    pub kp: usize,
+    pub rows: usize,
+}
+
+/// Weights packed for the kernels: the SrcA planes as f32, [panels][kp][NR].
+pub struct PackedW {
+    pub(crate) planes: Vec<Aligned>,
+    pub(crate) kp: usize,
+    pub(crate) panels: usize,
+}
+
+impl PackedW {
+    /// Bytes held.
+    pub fn bytes(&self) -> usize {
+        self.planes.iter().map(|p| p.len * 4).sum()
+    }
+}
+
+/// The view the kernels read.
+pub(crate) struct Packed<'a> {
+    pub x: &'a [Aligned],
+    pub w: &'a [Aligned],
     pub kp: usize,
     pub rows: usize,
     pub panels: usize,
 }
 
-#[inline]
-fn bf16_bits(x: f32) -> u32 {
-    x.to_bits() >> 16
+impl<'a> Packed<'a> {
+    pub(crate) fn new(x: &'a PackedX, w: &'a PackedW) -> Packed<'a> {
+        Packed {
+            x: &x.planes,
+            w: &w.planes,
+            kp: x.kp,
+            rows: x.rows,
+            panels: w.panels,
+        }
+    }
 }
 
 /// How many planes of each side a fidelity reads: (SrcB planes, SrcA planes).
@@ -257,136 +310,188 @@ fn planes_used(f: MathFidelity) -> (usize, usize) {
     (b, a)
 }
 
-/// Packs `x` [m, k] (SrcB) and `w` [n, k] (SrcA; row j feeds output column j).
-pub(crate) fn pack(
-    x: &[f32],
-    xdt: DType,
-    w: &[f32],
-    wdt: DType,
-    m: usize,
-    k: usize,
-    n: usize,
-    fidelity: MathFidelity,
-) -> Packed {
-    let kp = k.div_ceil(TILE).max(1) * TILE;
-    let kh = kp / 2;
-    let rows = m.div_ceil(MR) * MR;
-    let panels = n.div_ceil(NR);
-    let (nb, na) = planes_used(fidelity);
-    let mut xp: Vec<Vec<u32>> = (0..nb).map(|_| vec![0u32; rows * kh]).collect();
-    for i in 0..m {
-        let src = &x[i * k..(i + 1) * k];
-        for (p, plane) in xp.iter_mut().enumerate() {
-            let dst = &mut plane[i * kh..(i + 1) * kh];
-            for (kk, &v) in src.iter().enumerate() {
-                let (hi, lo) = srcb_planes(src_reg(v, xdt));
-                let bits = bf16_bits(if p == 0 { hi } else { lo });
-                dst[kk / 2] |= bits << (16 * (kk % 2));
-            }
+/// Runs `f(index, chunk)` over `chunk`-sized pieces of every plane at once, in parallel when
+/// the work is large.
+fn fill_planes<F>(planes: &mut [Aligned], chunk: usize, parallel: bool, f: F)
+where
+    F: Fn(usize, &mut [&mut [f32]]) + Sync,
+{
+    let mut slices: Vec<&mut [f32]> = planes.iter_mut().map(|p| p.as_mut_slice()).collect();
+    let count = slices.first().map_or(0, |s| s.len() / chunk.max(1));
+    // Regroup the planes' chunks by index: chunk i of every plane together.
+    let mut groups: Vec<Vec<&mut [f32]>> = (0..count).map(|_| Vec::new()).collect();
+    for s in slices.iter_mut() {
+        for (i, c) in std::mem::take(s).chunks_mut(chunk.max(1)).enumerate() {
+            groups[i].push(c);
         }
     }
-    let mut wp: Vec<Vec<u32>> = (0..na).map(|_| vec![0u32; panels * kh * NR]).collect();
-    for (p, plane) in wp.iter_mut().enumerate() {
-        plane
-            .par_chunks_mut(kh * NR)
+    if parallel {
+        groups
+            .into_par_iter()
             .enumerate()
-            .for_each(|(pi, panel)| {
-                for c in 0..NR {
-                    let j = pi * NR + c;
-                    if j >= n {
-                        break;
-                    }
-                    let src = &w[j * k..(j + 1) * k];
-                    for (kk, &v) in src.iter().enumerate() {
-                        let (hi, lo) = srca_planes(src_reg(v, wdt));
-                        let bits = bf16_bits(if p == 0 { hi } else { lo });
-                        panel[(kk / 2) * NR + c] |= bits << (16 * (kk % 2));
-                    }
-                }
-            });
+            .for_each(|(i, mut g)| f(i, &mut g));
+    } else {
+        for (i, mut g) in groups.into_iter().enumerate() {
+            f(i, &mut g);
+        }
     }
-    Packed {
-        x: xp,
-        w: wp,
+}
+
+/// Packs `x` [m, k] (SrcB), zero-padded to whole tiles of K and whole kernel rows.
+pub(crate) fn pack_x(x: &[f32], xdt: DType, m: usize, k: usize, fidelity: MathFidelity) -> PackedX {
+    let kp = k.div_ceil(TILE).max(1) * TILE;
+    let rows = m.div_ceil(MR) * MR;
+    let (nb, _) = planes_used(fidelity);
+    let mut xp: Vec<Aligned> = (0..nb).map(|_| Aligned::zeros(rows * kp)).collect();
+    // Row tile `ti` holds [kp][MR]: the MR values broadcast at one k are adjacent.
+    fill_planes(&mut xp, kp * MR, m * k >= 1 << 16, |ti, tiles| {
+        for r in 0..MR {
+            let i = ti * MR + r;
+            if i >= m {
+                break;
+            }
+            for (kk, &v) in x[i * k..(i + 1) * k].iter().enumerate() {
+                let (hi, lo) = srcb_planes(src_reg(v, xdt));
+                tiles[0][kk * MR + r] = hi;
+                if let Some(t) = tiles.get_mut(1) {
+                    t[kk * MR + r] = lo;
+                }
+            }
+        }
+    });
+    PackedX {
+        planes: xp,
         kp,
         rows,
+    }
+}
+
+/// Packs `w` [n, k] (SrcA; row j feeds output column j), zero-padded to whole tiles of K and
+/// whole panels.
+pub fn pack_w(w: &[f32], wdt: DType, n: usize, k: usize, fidelity: MathFidelity) -> PackedW {
+    let kp = k.div_ceil(TILE).max(1) * TILE;
+    let panels = n.div_ceil(NR);
+    let (_, na) = planes_used(fidelity);
+    let mut wp: Vec<Aligned> = (0..na).map(|_| Aligned::zeros(panels * kp * NR)).collect();
+    const KC: usize = 64;
+    fill_planes(&mut wp, kp * NR, n * k >= 1 << 16, |pi, pan| {
+        for k0 in (0..k).step_by(KC) {
+            let k1 = (k0 + KC).min(k);
+            for c in 0..NR {
+                let j = pi * NR + c;
+                if j >= n {
+                    break;
+                }
+                for (kk, &v) in (k0..k1).zip(&w[j * k + k0..j * k + k1]) {
+                    let (hi, lo) = srca_planes(src_reg(v, wdt));
+                    pan[0][kk * NR + c] = hi;
+                    if let Some(t) = pan.get_mut(1) {
+                        t[kk * NR + c] = lo;
+                    }
+                }
+            }
+        }
+    });
+    PackedW {
+        planes: wp,
+        kp,
         panels,
     }
 }
 
+/// Whether packed weights serve a fidelity (a two-plane packing serves LoFi too).
+pub fn serves(w: &PackedW, fidelity: MathFidelity) -> bool {
+    w.planes.len() >= planes_used(fidelity).1
+}
+
 /// One micro-kernel call: rows `r0..r0+MR` × panel `pi`, written to `out` ([MR][NR]).
 pub(crate) struct Tile<'a> {
-    pub packed: &'a Packed,
+    pub packed: &'a Packed<'a>,
     pub r0: usize,
     pub pi: usize,
 }
 
-#[inline]
-fn lo16(v: u32) -> f32 {
-    f32::from_bits(v << 16)
+/// Dst and L1-accumulator values of one MR × NR output tile between K blocks.
+#[derive(Clone, Copy)]
+pub(crate) struct TileState {
+    pub d: [[f32; NR]; MR],
+    pub l1: [[f32; NR]; MR],
 }
 
-#[inline]
-fn hi16(v: u32) -> f32 {
-    f32::from_bits(v & 0xFFFF_0000)
+impl TileState {
+    pub(crate) const ZERO: TileState = TileState {
+        d: [[0.0; NR]; MR],
+        l1: [[0.0; NR]; MR],
+    };
 }
 
-/// The portable kernel; bit-identical to the SIMD one.
-pub(crate) fn kernel_portable(t: &Tile<'_>, e: &Engine, out: &mut [[f32; NR]; MR]) {
+/// The portable kernel for K tiles `kt0..kt1` (one block) of a tile, then the block end
+/// unless `last`; bit-identical to the SIMD one.
+pub(crate) fn block_portable(
+    t: &Tile<'_>,
+    e: &Engine,
+    kt0: usize,
+    kt1: usize,
+    st: &mut TileState,
+    last: bool,
+) {
     let p = t.packed;
-    let kh = p.kp / 2;
-    let ph = phases(e.fidelity);
-    let mut d = [[0.0f32; NR]; MR];
-    let mut l1 = [[0.0f32; NR]; MR];
-    let tiles = p.kp / TILE;
-    let tiles_per_block = e.block_k / TILE;
-    for kt in 0..tiles {
-        for &(bp, ap) in ph {
-            let xs = &p.x[bp];
-            let ws = &p.w[ap][t.pi * kh * NR..(t.pi + 1) * kh * NR];
+    let kp = p.kp;
+    for kt in kt0..kt1 {
+        for &(bp, ap) in phases(e.fidelity) {
+            let xs = &p.x[bp].as_slice()[t.r0 * kp..(t.r0 + MR) * kp];
+            debug_assert!(t.r0 % MR == 0);
+            let ws = &p.w[ap].as_slice()[t.pi * kp * NR..(t.pi + 1) * kp * NR];
             for face in 0..2 {
-                let base = kt * FACE + face * (FACE / 2);
-                let mut part = [[0.0f32; NR]; MR];
-                for q in 0..FACE / 2 {
-                    let kpair = base + q;
-                    let wrow = &ws[kpair * NR..(kpair + 1) * NR];
-                    for (r, prow) in part.iter_mut().enumerate() {
-                        let a = xs[(t.r0 + r) * kh + kpair];
-                        let (a0, a1) = (lo16(a), hi16(a));
-                        for (acc, &b) in prow.iter_mut().zip(wrow) {
-                            let s = ftz(*acc + a1 * hi16(b));
-                            *acc = ftz(s + a0 * lo16(b));
+                let k0 = kt * TILE + face * FACE;
+                for kk in k0..k0 + FACE {
+                    let wrow = &ws[kk * NR..(kk + 1) * NR];
+                    for (r, drow) in st.d.iter_mut().enumerate() {
+                        let a = xs[kk * MR + r];
+                        for (acc, &b) in drow.iter_mut().zip(wrow) {
+                            // Exact product (≤ 12 significant bits), one rounding: = FMA.
+                            *acc += a * b;
                         }
                     }
                 }
-                for (drow, prow) in d.iter_mut().zip(&part) {
-                    for (dv, &pv) in drow.iter_mut().zip(prow) {
-                        *dv = e.dst.add(*dv, pv);
+                for drow in st.d.iter_mut() {
+                    for dv in drow.iter_mut() {
+                        *dv = e.dst.store(*dv);
                     }
                 }
             }
         }
-        let end_of_block = (kt + 1) % tiles_per_block == 0;
-        if end_of_block && kt + 1 < tiles {
-            let first = kt + 1 == tiles_per_block;
-            for (drow, lrow) in d.iter_mut().zip(l1.iter_mut()) {
-                for (dg, lg) in drow.chunks_mut(FACE).zip(lrow.chunks_mut(FACE)) {
-                    block_end_group(e.block_end, dg, lg, first);
-                }
-            }
-        }
     }
-    for ((orow, drow), lrow) in out.iter_mut().zip(&d).zip(&l1) {
-        for ((o, &dv), &lv) in orow.iter_mut().zip(drow).zip(lrow) {
-            *o = finish(e.block_end, dv, lv);
+    if !last {
+        for (drow, lrow) in st.d.iter_mut().zip(st.l1.iter_mut()) {
+            for (dg, lg) in drow.chunks_mut(FACE).zip(lrow.chunks_mut(FACE)) {
+                block_end_group(e.block_end, dg, lg, kt0 == 0);
+            }
         }
     }
 }
 
-/// The kernel this machine runs.
-fn kernel(t: &Tile<'_>, e: &Engine, out: &mut [[f32; NR]; MR]) {
-    if !super::simd::kernel(t, e, out) {
-        kernel_portable(t, e, out);
+/// One K block of a tile on the fastest kernel of this machine.
+fn block(t: &Tile<'_>, e: &Engine, kt0: usize, kt1: usize, st: &mut TileState, last: bool) {
+    if !super::simd::block(t, e, kt0, kt1, st, last) {
+        block_portable(t, e, kt0, kt1, st, last);
+    }
+}
+
+/// A whole tile (every K block) into `out`.
+#[cfg(test)]
+pub(crate) fn tile_portable(t: &Tile<'_>, e: &Engine, out: &mut [[f32; NR]; MR]) {
+    let tiles = t.packed.kp / TILE;
+    let per = e.block_k / TILE;
+    let mut st = TileState::ZERO;
+    for kt0 in (0..tiles).step_by(per) {
+        let kt1 = (kt0 + per).min(tiles);
+        block_portable(t, e, kt0, kt1, &mut st, kt1 == tiles);
+    }
+    for ((o, d), l) in out.iter_mut().zip(&st.d).zip(&st.l1) {
+        for ((o, &d), &l) in o.iter_mut().zip(d).zip(l) {
+            *o = finish(e.block_end, d, l);
+        }
     }
 }
 
@@ -406,45 +511,90 @@ pub fn matmul(
     e: &Engine,
     threads: usize,
 ) -> Vec<f32> {
+    let pw = pack_w(w, wdt, n, k, e.fidelity);
+    matmul_packed(x, xdt, &pw, m, k, n, e, threads)
+}
+
+/// [`matmul`] with the weights already packed (by [`pack_w`] with the same `k`, `n` and a
+/// fidelity that [`serves`] `e.fidelity`).
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_packed(
+    x: &[f32],
+    xdt: DType,
+    pw: &PackedW,
+    m: usize,
+    k: usize,
+    n: usize,
+    e: &Engine,
+    threads: usize,
+) -> Vec<f32> {
     let mut out = vec![0.0f32; m * n];
     if m == 0 || n == 0 {
         return out;
     }
-    let packed = pack(x, xdt, w, wdt, m, k, n, e.fidelity);
-    let mblocks = packed.rows.div_ceil(MC);
-    let nblocks = packed.panels.div_ceil(NC_PANELS);
-    let task = |(mb, nbk): (usize, usize)| -> (usize, usize, usize, Vec<f32>) {
-        let r_start = mb * MC;
-        let r_end = (r_start + MC).min(packed.rows);
-        let p_start = nbk * NC_PANELS;
-        let p_end = (p_start + NC_PANELS).min(packed.panels);
+    let px = pack_x(x, xdt, m, k, e.fidelity);
+    assert_eq!(px.kp, pw.kp, "weights packed for another inner dimension");
+    assert!(
+        serves(pw, e.fidelity),
+        "weights packed for a lower fidelity"
+    );
+    let packed = Packed::new(&px, pw);
+    let tiles = packed.kp / TILE;
+    let per = e.block_k / TILE;
+    // A task owns a range of panels (its weight slice stays in L2 while every row block of
+    // the task streams past it) and a range of rows; each row block of MC rows sweeps one K
+    // block at a time over its row tiles, so the block's weight slice stays in L1.
+    let task = |(r_start, r_end, p_start, p_end): (usize, usize, usize, usize)| {
         let cols = (p_end - p_start) * NR;
         let mut buf = vec![0.0f32; (r_end - r_start) * cols];
-        let mut tile = [[0.0f32; NR]; MR];
-        for pi in p_start..p_end {
-            for r0 in (r_start..r_end).step_by(MR) {
-                kernel(
-                    &Tile {
-                        packed: &packed,
-                        r0,
-                        pi,
-                    },
-                    e,
-                    &mut tile,
-                );
-                for (r, row) in tile.iter().enumerate() {
-                    let at = (r0 - r_start + r) * cols + (pi - p_start) * NR;
-                    buf[at..at + NR].copy_from_slice(row);
+        let mut states = vec![TileState::ZERO; MC / MR];
+        for mb in (r_start..r_end).step_by(MC) {
+            let mb_end = (mb + MC).min(r_end);
+            let st = &mut states[..(mb_end - mb) / MR];
+            for pi in p_start..p_end {
+                st.fill(TileState::ZERO);
+                for kt0 in (0..tiles).step_by(per) {
+                    let kt1 = (kt0 + per).min(tiles);
+                    for (ti, s) in st.iter_mut().enumerate() {
+                        let t = Tile {
+                            packed: &packed,
+                            r0: mb + ti * MR,
+                            pi,
+                        };
+                        block(&t, e, kt0, kt1, s, kt1 == tiles);
+                    }
+                }
+                for (ti, s) in st.iter().enumerate() {
+                    for r in 0..MR {
+                        let at = (mb - r_start + ti * MR + r) * cols + (pi - p_start) * NR;
+                        for c in 0..NR {
+                            buf[at + c] = finish(e.block_end, s.d[r][c], s.l1[r][c]);
+                        }
+                    }
                 }
             }
         }
         (r_start, p_start * NR, cols, buf)
     };
-    let grid: Vec<(usize, usize)> = (0..mblocks)
-        .flat_map(|mb| (0..nblocks).map(move |nb| (mb, nb)))
-        .collect();
     let macs = m.saturating_mul(n).saturating_mul(k) * e.fidelity.phases();
-    let blocks: Vec<(usize, usize, usize, Vec<f32>)> = if threads > 1 && macs >= PARALLEL_MIN_MACS {
+    let parallel = threads > 1 && macs >= PARALLEL_MIN_MACS;
+    let pchunks = packed.panels.div_ceil(NC_PANELS);
+    let rsplit = if parallel && pchunks < 2 * threads {
+        (2 * threads).div_ceil(pchunks).min(packed.rows / MR).max(1)
+    } else {
+        1
+    };
+    let rstep = (packed.rows / MR).div_ceil(rsplit) * MR;
+    let grid: Vec<(usize, usize, usize, usize)> = (0..pchunks)
+        .flat_map(|pc| {
+            let p0 = pc * NC_PANELS;
+            let p1 = (p0 + NC_PANELS).min(packed.panels);
+            (0..packed.rows)
+                .step_by(rstep)
+                .map(move |r0| (r0, (r0 + rstep).min(packed.rows), p0, p1))
+        })
+        .collect();
+    let blocks: Vec<(usize, usize, usize, Vec<f32>)> = if parallel {
         grid.into_par_iter().map(task).collect()
     } else {
         grid.into_iter().map(task).collect()
@@ -596,8 +746,19 @@ mod tests {
     #[test]
     fn k_block_spill_and_l1_acc() {
         // K = 128 → 4 tiles, in0_block_w 2 → 2 blocks.
-        let e = Engine::new(MathFidelity::HiFi2, false, true, 128, DType::Bfloat8B, false);
-        assert_eq!(e.block_end, BlockEnd::SpillBfp(7), "2 blocks: L1 acc does not pay");
+        let e = Engine::new(
+            MathFidelity::HiFi2,
+            false,
+            true,
+            128,
+            DType::Bfloat8B,
+            false,
+        );
+        assert_eq!(
+            e.block_end,
+            BlockEnd::SpillBfp(7),
+            "2 blocks: L1 acc does not pay"
+        );
         let e = Engine::new(MathFidelity::HiFi2, false, true, 128, DType::Bfloat8B, true);
         assert_eq!(e.block_end, BlockEnd::L1Bf16, "with a fused bias it does");
         let e = Engine::new(MathFidelity::HiFi2, true, false, 128, DType::F32, false);
@@ -640,7 +801,9 @@ mod tests {
     }
 
     fn lcg(seed: &mut u64) -> f32 {
-        *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        *seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         ((*seed >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
     }
 
@@ -657,18 +820,13 @@ mod tests {
                 for kt in 0..kp / TILE {
                     for &(bp, ap) in phases(e.fidelity) {
                         for face in 0..2 {
-                            let mut acc = 0.0f32;
-                            for q in 0..8 {
-                                let k0 = kt * 32 + face * 16 + 2 * q;
-                                let term = |kk: usize| {
-                                    let b = srcb_planes(src_reg(xv(kk), DType::Bf16));
-                                    let a = srca_planes(src_reg(wv(kk), DType::Bf16));
-                                    [b.0, b.1][bp] * [a.0, a.1][ap]
-                                };
-                                acc = ftz(acc + term(k0 + 1));
-                                acc = ftz(acc + term(k0));
+                            let mut acc = d[0];
+                            for kk in kt * 32 + face * 16..kt * 32 + face * 16 + 16 {
+                                let b = srcb_planes(src_reg(xv(kk), DType::Bf16));
+                                let a = srca_planes(src_reg(wv(kk), DType::Bf16));
+                                acc = [b.0, b.1][bp].mul_add([a.0, a.1][ap], acc);
                             }
-                            d[0] = e.dst.add(d[0], acc);
+                            d[0] = e.dst.store(acc);
                         }
                     }
                     let tpb = e.block_k / TILE;
@@ -687,7 +845,9 @@ mod tests {
     fn kernels_match_the_naive_model_and_each_other() {
         let mut seed = 7u64;
         for &(m, k, n) in &[(7, 200, 45), (13, 64, 33), (1, 17, 70), (6, 96, 32)] {
-            let x: Vec<f32> = (0..m * k).map(|_| format::bf16_rne(lcg(&mut seed))).collect();
+            let x: Vec<f32> = (0..m * k)
+                .map(|_| format::bf16_rne(lcg(&mut seed)))
+                .collect();
             let w: Vec<f32> = (0..n * k)
                 .map(|_| format::bf16_rne(lcg(&mut seed) * 0.1))
                 .collect();
@@ -703,9 +863,13 @@ mod tests {
                     let want = naive(&x, &w, m, k, n, &e);
                     assert_eq!(got, want, "{m}x{k}x{n} {f:?} fp32={fp32} l1={l1}");
                     // Portable kernel directly.
-                    let packed = pack(&x, DType::Bf16, &w, DType::Bf16, m, k, n, f);
+                    let (px, pw) = (
+                        pack_x(&x, DType::Bf16, m, k, f),
+                        pack_w(&w, DType::Bf16, n, k, f),
+                    );
+                    let packed = Packed::new(&px, &pw);
                     let mut t = [[0.0f32; NR]; MR];
-                    kernel_portable(
+                    tile_portable(
                         &Tile {
                             packed: &packed,
                             r0: 0,
@@ -727,7 +891,14 @@ mod tests {
     #[test]
     fn reduce_rows_sums_with_the_scaler() {
         let x: Vec<f32> = (0..64).map(|i| (i % 8) as f32).collect();
-        let r = reduce_rows(&x, DType::Bf16, 32, 1.0 / 32.0, MathFidelity::HiFi4, Dst::Bf16);
+        let r = reduce_rows(
+            &x,
+            DType::Bf16,
+            32,
+            1.0 / 32.0,
+            MathFidelity::HiFi4,
+            Dst::Bf16,
+        );
         assert_eq!(r, vec![3.5, 3.5]);
     }
 }

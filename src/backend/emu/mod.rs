@@ -22,6 +22,7 @@
 //! quantisation is charged to the op that consumes it.
 
 mod attention;
+mod cache;
 mod eltwise;
 pub mod format;
 mod host;
@@ -58,6 +59,8 @@ pub struct EmuBackend {
     produced: Mutex<HashMap<String, DType>>,
     /// Effective config of the last run of each op, until [`Backend::precision`] reads it.
     precision: Mutex<HashMap<String, Value>>,
+    /// Packed weight planes of checkpoint parameters.
+    packed: cache::WeightCache,
 }
 
 impl EmuBackend {
@@ -76,6 +79,7 @@ impl EmuBackend {
             host_params: Mutex::new(HashMap::new()),
             produced: Mutex::new(HashMap::new()),
             precision: Mutex::new(HashMap::new()),
+            packed: cache::WeightCache::default(),
         }
     }
 
@@ -89,7 +93,8 @@ impl EmuBackend {
     }
 
     fn settings(&self, op: &Op) -> (Settings, Vec<String>) {
-        self.profile.resolve(&[op.name.as_str()], Some(op.kind.as_str()))
+        self.profile
+            .resolve(&[op.name.as_str()], Some(op.kind.as_str()))
     }
 
     fn run(&self, op: &Op, inputs: &[&Tensor], cx: &Ctx<'_>) -> Result<(Tensor, Value), OpError> {
@@ -206,6 +211,7 @@ pub(crate) struct Ctx<'a> {
     pub set: Settings,
     pub threads: usize,
     pub cpu: &'a CpuBackend,
+    pub packed: &'a cache::WeightCache,
 }
 
 impl Ctx<'_> {
@@ -260,13 +266,24 @@ impl Ctx<'_> {
         } else {
             Layout::Tile
         };
-        let t = self.output(out.shape(), out.as_slice().into_owned(), dtype, layout, Side::Device)?;
+        let t = self.output(
+            out.shape(),
+            out.as_slice().into_owned(),
+            dtype,
+            layout,
+            Side::Device,
+        )?;
         Ok((t, json!({ "dtype": dtype.as_str() })))
     }
 }
 
 /// Device metadata of a tensor.
-pub(crate) fn meta(shape: &[usize], dtype: DType, layout: Layout, memory: MemoryConfig) -> TensorMeta {
+pub(crate) fn meta(
+    shape: &[usize],
+    dtype: DType,
+    layout: Layout,
+    memory: MemoryConfig,
+) -> TensorMeta {
     TensorMeta {
         dtype,
         layout,
@@ -298,6 +315,7 @@ impl Backend for EmuBackend {
             set,
             threads: self.threads,
             cpu: &self.cpu,
+            packed: &self.packed,
         };
         let (out, detail) = self.run(op, inputs, &cx)?;
         let mut p = Map::new();
@@ -380,7 +398,12 @@ impl Backend for EmuBackend {
     }
 
     fn precision(&self, op: &Op) -> Option<Value> {
-        if let Some(v) = self.precision.lock().ok().and_then(|mut m| m.remove(&op.name)) {
+        if let Some(v) = self
+            .precision
+            .lock()
+            .ok()
+            .and_then(|mut m| m.remove(&op.name))
+        {
             return Some(v);
         }
         let (set, rules) = self.settings(op);

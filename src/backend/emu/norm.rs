@@ -17,7 +17,10 @@ use crate::tensor::{shape_string, DType, Layout, Tensor};
 /// Checks that `p` is a vector of the last-axis width of `x`.
 fn width(cx: &Ctx<'_>, what: &str, x: &Tensor, p: &Tensor) -> Result<usize, OpError> {
     let Some(&d) = x.shape().last() else {
-        return Err(OpError::invalid(cx.kind(), "x must have rank ≥ 1, got a scalar"));
+        return Err(OpError::invalid(
+            cx.kind(),
+            "x must have rank ≥ 1, got a scalar",
+        ));
     };
     if p.shape() != [d] {
         return Err(OpError::invalid(

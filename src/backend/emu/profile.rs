@@ -157,7 +157,10 @@ impl Settings {
             ("weight_dtype", dt(self.weight_dtype)),
             ("bias_dtype", dt(self.bias_dtype)),
             ("dtype", dt(self.dtype)),
-            ("math_fidelity", self.math_fidelity.map(|f| json!(f.as_str()))),
+            (
+                "math_fidelity",
+                self.math_fidelity.map(|f| json!(f.as_str())),
+            ),
             ("fp32_dest_acc_en", self.fp32_dest_acc_en.map(|b| json!(b))),
             ("math_approx_mode", self.math_approx_mode.map(|b| json!(b))),
             ("packer_l1_acc", self.packer_l1_acc.map(|b| json!(b))),
@@ -197,7 +200,8 @@ impl Rule {
     /// Whether the rule applies to an op named `name` of `kind` (`None`: an upload of an
     /// activation, which rules with a kind filter never match).
     fn applies(&self, name: &str, kind: Option<&str>) -> bool {
-        let kind_ok = self.kinds.is_empty() || kind.is_some_and(|k| self.kinds.iter().any(|x| x == k));
+        let kind_ok =
+            self.kinds.is_empty() || kind.is_some_and(|k| self.kinds.iter().any(|x| x == k));
         kind_ok && self.matcher.is_match(name)
     }
 }
@@ -321,19 +325,23 @@ fn pi0_tt_rules() -> Vec<Rule> {
         ),
         // Fused GELU `(UnaryOpType.GELU, True)`: approximate.
         Rule::new("siglip.layers.*.mlp.act", &[], s().approx(true)),
-        Rule::new(
-            "siglip.layers.*.*_residual",
-            &[],
-            s().mem(MemoryConfig::L1),
-        ),
+        Rule::new("siglip.layers.*.*_residual", &[], s().mem(MemoryConfig::L1)),
         // Gemma (`ttnn_gemma.py`), VLM and expert alike.
         Rule::new(
             &g("attn.{q,k,v}"),
             &[],
             s().fidelity(HiFi2).fp32(false).out(Bfloat8B),
         ),
-        Rule::new(&g("attn.sdpa"), &[], s().fidelity(HiFi2).fp32(true).approx(false)),
-        Rule::new(&g("attn.o"), &[], s().fidelity(HiFi4).fp32(true).out(Bfloat8B)),
+        Rule::new(
+            &g("attn.sdpa"),
+            &[],
+            s().fidelity(HiFi2).fp32(true).approx(false),
+        ),
+        Rule::new(
+            &g("attn.o"),
+            &[],
+            s().fidelity(HiFi4).fp32(true).out(Bfloat8B),
+        ),
         Rule::new(
             &g("mlp.{gate,up,down}"),
             &[],
@@ -622,16 +630,18 @@ fn parse(text: &str, path: Option<&Path>, default_name: &str) -> Result<Profile,
         )
     })?;
     let mut profile = Profile {
-        name: file.name.clone().unwrap_or_else(|| default_name.to_string()),
+        name: file
+            .name
+            .clone()
+            .unwrap_or_else(|| default_name.to_string()),
         base: Some(base_name.get_ref().clone()),
         activation_dtype: base.activation_dtype,
         rules: base.rules,
     };
     for entry in &file.ops {
         let r = entry.get_ref();
-        let glob = Glob::new(r.pattern.get_ref()).map_err(|e| {
-            cx.error(Some(r.pattern.span()), format!("bad pattern glob: {e}"))
-        })?;
+        let glob = Glob::new(r.pattern.get_ref())
+            .map_err(|e| cx.error(Some(r.pattern.span()), format!("bad pattern glob: {e}")))?;
         let kinds = match &r.kind {
             None => Vec::new(),
             Some(k) => {
@@ -777,7 +787,10 @@ math = "tensix"              # or "reference": the op's arithmetic is the cpu re
         }
         assert_eq!(Profile::by_name(None).unwrap().name(), "bf16-hifi2");
         let e = Profile::by_name(Some("bf17")).unwrap_err().to_string();
-        assert!(e.contains("bf17") && e.contains("pi0-tt") && e.contains("exact"), "{e}");
+        assert!(
+            e.contains("bf17") && e.contains("pi0-tt") && e.contains("exact"),
+            "{e}"
+        );
         let exact = Profile::preset("exact").unwrap();
         let (s, _) = exact.resolve(&["vlm.layers.0.mlp.up"], Some("linear"));
         assert_eq!(s.math, Some(Math::Reference));
@@ -820,10 +833,16 @@ math = "tensix"              # or "reference": the op's arithmetic is the cpu re
             .unwrap_err()
             .to_string();
         assert!(e.contains("sets nothing"), "{e}");
-        let e = Profile::from_toml_str("[[op]]\npattern = \"x\"\nkind = [\"lin\"]\ndtype=\"bf16\"\n", "f")
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("unknown op kind `lin`") && e.contains("line 3"), "{e}");
+        let e = Profile::from_toml_str(
+            "[[op]]\npattern = \"x\"\nkind = [\"lin\"]\ndtype=\"bf16\"\n",
+            "f",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("unknown op kind `lin`") && e.contains("line 3"),
+            "{e}"
+        );
         let e = Profile::from_toml_str("[[op]]\npattern = \"x\"\ndtype = \"u32\"\n", "f")
             .unwrap_err()
             .to_string();

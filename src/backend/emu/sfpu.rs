@@ -317,7 +317,10 @@ mod tests {
             let want = 1.0 / x;
             // One Newton step: within half a bf16 ULP before the store, ≤ 1 ULP after it.
             let one = recip_nr(x, 1) as f64 * x as f64;
-            assert!((one - 1.0).abs() < 2f64.powi(-9), "1 Newton step at {x}: {one}");
+            assert!(
+                (one - 1.0).abs() < 2f64.powi(-9),
+                "1 Newton step at {x}: {one}"
+            );
             assert!(ulps(BF16.recip(x), want) <= 1.0, "1/{x}");
             let r = recip_nr(x, 2) as f64 * x as f64;
             assert!((r - 1.0).abs() < 3e-7, "2 Newton steps: {r}");
@@ -354,7 +357,10 @@ mod tests {
         // At 3: 1.5 + 0.54004·3 − 0.11938 (fp16 coefficients).
         let fp16 = |v: f32| half::f16::from_f32(v).to_f32();
         assert_eq!(gelu_lut(2.5), 1.25 + (fp16(0.54004) * 2.5 + fp16(-0.11938)));
-        assert_eq!(gelu_lut(-0.25), -0.125 + (fp16(0.19275) * 0.25 + fp16(-0.000104)));
+        assert_eq!(
+            gelu_lut(-0.25),
+            -0.125 + (fp16(0.19275) * 0.25 + fp16(-0.000104))
+        );
         assert_eq!(gelu_lut(3.0), 3.0, "last segment: 0.5·x + 0.5·|x|");
         assert_eq!(gelu_lut(-4.0), 0.0);
     }

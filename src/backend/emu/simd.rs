@@ -1,28 +1,39 @@
-//! The matmul micro-kernel on AVX-512 BF16 (`vdpbf16ps`), chosen at run time.
+//! The matmul micro-kernel on AVX-512F, chosen at run time.
 //!
-//! Every fidelity-phase operand is a number of at most 8 significant bits (see
-//! [`super::matmul`]), so it is exactly a bf16 and `vdpbf16ps` multiplies it exactly and adds
-//! the two products of each pair in a fixed order (odd element first, then even; RNE, DAZ,
-//! FTZ — the order was checked on this hardware and is what the portable kernel does). This is
-//! the only file of the emulator with `unsafe`: the feature-gated call and the unaligned
-//! vector loads and stores, whose bounds are checked up front.
+//! Every fidelity-phase product is exact in f32 (see [`super::matmul`]), so a fused
+//! multiply-add rounds exactly like the portable kernel's `acc + a·b`, and the two kernels
+//! agree bit for bit. (`vdpbf16ps` would take the bf16 planes directly but measured 4× slower
+//! per instruction than `vfmadd231ps` on this Sapphire Rapids VM.) Register use: 6 rows × 64
+//! columns of Dst (24 zmm), rounded after every 16-wide face; one K block per call, with Dst
+//! and the L1-accumulation buffer in memory between blocks, so the driver can sweep a K block
+//! over many row tiles while its weight slice stays in L1.
+//!
+//! This is the only file of the emulator with `unsafe`: the feature-gated calls and the
+//! unaligned vector loads and stores, whose bounds are checked up front in [`run`].
 
-use super::matmul::{Engine, Tile, MR, NR};
+use super::matmul::{Engine, Tile, TileState};
 
-/// Runs the SIMD kernel if the CPU has AVX-512F + AVX-512 BF16; `false` otherwise.
-pub(crate) fn kernel(t: &Tile<'_>, e: &Engine, out: &mut [[f32; NR]; MR]) -> bool {
+/// Runs one K block of a tile on AVX-512F if the CPU has it; `false` otherwise.
+pub(crate) fn block(
+    t: &Tile<'_>,
+    e: &Engine,
+    kt0: usize,
+    kt1: usize,
+    st: &mut TileState,
+    last: bool,
+) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         if x86::available() {
-            x86::run(t, e, out);
+            x86::run(t, e, kt0, kt1, st, last);
             return true;
         }
     }
-    let _ = (t, e, out);
+    let _ = (t, e, kt0, kt1, st, last);
     false
 }
 
-/// Whether the SIMD kernel is in use on this machine (reported by the benchmark).
+/// Whether the SIMD kernel is in use on this machine (reported by the benchmarks).
 pub fn simd_kernel_available() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
@@ -40,37 +51,55 @@ mod x86 {
     use std::sync::OnceLock;
 
     use super::super::format::FACE;
-    use super::super::matmul::{block_end_group, phases, BlockEnd, Dst, Engine, Tile, MR, NR};
+    use super::super::matmul::{
+        block_end_group, phases, BlockEnd, Dst, Engine, Tile, TileState, MR, NR, NV,
+    };
 
     pub(super) fn available() -> bool {
         static AVAILABLE: OnceLock<bool> = OnceLock::new();
-        *AVAILABLE.get_or_init(|| {
-            is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bf16")
-        })
+        *AVAILABLE.get_or_init(|| is_x86_feature_detected!("avx512f"))
     }
 
-    pub(super) fn run(t: &Tile<'_>, e: &Engine, out: &mut [[f32; NR]; MR]) {
+    pub(super) fn run(
+        t: &Tile<'_>,
+        e: &Engine,
+        kt0: usize,
+        kt1: usize,
+        st: &mut TileState,
+        last: bool,
+    ) {
         let p = t.packed;
-        let kh = p.kp / 2;
         // Bounds of every load the kernel makes.
-        assert!(t.r0 + MR <= p.rows, "kernel rows outside the packed activations");
+        assert!(
+            t.r0 + MR <= p.rows && t.r0 % MR == 0,
+            "kernel rows outside the packed activations"
+        );
         assert!(t.pi < p.panels, "kernel panel outside the packed weights");
-        for plane in &p.x {
-            assert!(plane.len() >= p.rows * kh);
+        assert!(
+            kt0 <= kt1 && kt1 * 32 <= p.kp,
+            "K tiles outside the packed operands"
+        );
+        for plane in p.x {
+            assert!(plane.as_slice().len() >= p.rows * p.kp);
         }
-        for plane in &p.w {
-            assert!(plane.len() >= p.panels * kh * NR);
+        for plane in p.w {
+            assert!(plane.as_slice().len() >= p.panels * p.kp * NR);
         }
         for &(bp, ap) in phases(e.fidelity) {
-            assert!(bp < p.x.len() && ap < p.w.len(), "fidelity plane not packed");
+            assert!(
+                bp < p.x.len() && ap < p.w.len(),
+                "fidelity plane not packed"
+            );
         }
-        // SAFETY: `available()` confirmed AVX-512F and AVX-512 BF16 on this CPU; the asserts
-        // above bound every offset `body` reads (rows r0..r0+MR of each activation plane,
-        // pairs 0..kh of panel pi of each weight plane).
+        // SAFETY: `available()` confirmed AVX-512F on this CPU; the asserts above bound every
+        // offset the kernel reads (rows r0..r0+MR × K tiles kt0..kt1 of each activation
+        // plane (tile r0/MR holds kp × MR values), the same K range of panel pi of each
+        // weight plane); the state arrays are
+        // exactly MR × NR.
         unsafe {
             match e.dst {
-                Dst::Bf16 => body::<true>(t, e, out),
-                Dst::Fp32 => body::<false>(t, e, out),
+                Dst::Bf16 => body::<true>(t, e, kt0, kt1, st, last),
+                Dst::Fp32 => body::<false>(t, e, kt0, kt1, st, last),
             }
         }
     }
@@ -86,47 +115,102 @@ mod x86 {
         _mm512_castsi512_ps(r)
     }
 
-    #[inline]
+    /// Tiles `kt0..kt1` (one K block) of a tile, then the block end unless `last`.
+    ///
+    /// # Safety
+    /// AVX-512F, and the bounds asserted in [`run`].
     #[target_feature(enable = "avx512f")]
-    fn dst_add<const BF16: bool>(d: __m512, p: __m512) -> __m512 {
-        let s = _mm512_add_ps(d, p);
-        if BF16 {
-            round_bf16(s)
-        } else {
-            s
+    unsafe fn body<const BF16: bool>(
+        t: &Tile<'_>,
+        e: &Engine,
+        kt0: usize,
+        kt1: usize,
+        st: &mut TileState,
+        last: bool,
+    ) {
+        let p = t.packed;
+        let kp = p.kp;
+        let zero = _mm512_setzero_ps();
+        // Dst lives in the accumulators: each face adds its 16 products to it in f32, then
+        // one rounding to the Dst format.
+        // `acc` is never borrowed by a call, so it stays in registers.
+        let mut acc = [[zero; NV]; MR];
+        for (dv, row) in acc.iter_mut().zip(st.d.iter()) {
+            for (h, v) in dv.iter_mut().enumerate() {
+                *v = _mm512_loadu_ps(row.as_ptr().add(16 * h));
+            }
+        }
+        for kt in kt0..kt1 {
+            for &(bp, ap) in phases(e.fidelity) {
+                let xs = p.x[bp].as_slice().as_ptr().add(t.r0 * kp);
+                let ws = p.w[ap].as_slice().as_ptr().add(t.pi * kp * NR);
+                for face in 0..2 {
+                    let k0 = kt * 32 + face * FACE;
+                    for kk in k0..k0 + FACE {
+                        let wrow = ws.add(kk * NR);
+                        let b = [
+                            _mm512_loadu_ps(wrow),
+                            _mm512_loadu_ps(wrow.add(16)),
+                            _mm512_loadu_ps(wrow.add(32)),
+                            _mm512_loadu_ps(wrow.add(48)),
+                        ];
+                        for (r, d_r) in acc.iter_mut().enumerate() {
+                            let a = _mm512_set1_ps(*xs.add(kk * MR + r));
+                            for (v, &bv) in d_r.iter_mut().zip(&b) {
+                                *v = _mm512_fmadd_ps(a, bv, *v);
+                            }
+                        }
+                    }
+                    if BF16 {
+                        for d_r in acc.iter_mut() {
+                            for v in d_r.iter_mut() {
+                                *v = round_bf16(*v);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let mut d = acc;
+        if !last {
+            block_end(e.block_end, &mut d, &mut st.l1, kt0 == 0);
+        }
+        for (dv, row) in d.iter().zip(st.d.iter_mut()) {
+            for (h, &v) in dv.iter().enumerate() {
+                _mm512_storeu_ps(row.as_mut_ptr().add(16 * h), v);
+            }
         }
     }
 
-    #[inline]
-    fn bh(v: __m512i) -> __m512bh {
-        // SAFETY: both are 512-bit plain-data vectors; every bit pattern is a valid __m512bh.
-        unsafe { std::mem::transmute::<__m512i, __m512bh>(v) }
-    }
-
-    /// Applies a block end (not the last block) to the accumulators.
-    #[target_feature(enable = "avx512f,avx512bf16")]
-    fn block_end(
+    /// Applies a block end (not the last block) to Dst and the in-memory L1 buffer.
+    ///
+    /// # Safety
+    /// AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn block_end(
         mode: BlockEnd,
-        d: &mut [[__m512; 2]; MR],
-        l1: &mut [[__m512; 2]; MR],
+        d: &mut [[__m512; NV]; MR],
+        l1: &mut [[f32; NR]; MR],
         first: bool,
     ) {
         match mode {
             BlockEnd::Keep => {}
             BlockEnd::L1Bf16 | BlockEnd::L1Fp32 => {
-                for r in 0..MR {
-                    for h in 0..2 {
+                for (drow, lrow) in d.iter_mut().zip(l1.iter_mut()) {
+                    for (h, v) in drow.iter_mut().enumerate() {
+                        let lp = lrow.as_mut_ptr().add(16 * h);
                         let s = if first {
-                            d[r][h]
+                            *v
                         } else {
-                            _mm512_add_ps(l1[r][h], d[r][h])
+                            _mm512_add_ps(_mm512_loadu_ps(lp), *v)
                         };
-                        l1[r][h] = if mode == BlockEnd::L1Bf16 {
+                        let s = if mode == BlockEnd::L1Bf16 {
                             round_bf16(s)
                         } else {
                             s
                         };
-                        d[r][h] = _mm512_setzero_ps();
+                        _mm512_storeu_ps(lp, s);
+                        *v = _mm512_setzero_ps();
                     }
                 }
             }
@@ -145,66 +229,11 @@ mod x86 {
                 let mut none = [0.0f32; FACE];
                 for row in d.iter_mut() {
                     for v in row.iter_mut() {
-                        // SAFETY: `buf` holds exactly 16 f32.
-                        unsafe { _mm512_storeu_ps(buf.as_mut_ptr(), *v) };
+                        _mm512_storeu_ps(buf.as_mut_ptr(), *v);
                         block_end_group(mode, &mut buf, &mut none, first);
-                        // SAFETY: as above.
-                        *v = unsafe { _mm512_loadu_ps(buf.as_ptr()) };
+                        *v = _mm512_loadu_ps(buf.as_ptr());
                     }
                 }
-            }
-        }
-    }
-
-    /// # Safety
-    /// The CPU must support AVX-512F and AVX-512 BF16, and `t` must satisfy the bounds
-    /// asserted in [`run`].
-    #[target_feature(enable = "avx512f,avx512bf16")]
-    unsafe fn body<const BF16: bool>(t: &Tile<'_>, e: &Engine, out: &mut [[f32; NR]; MR]) {
-        let p = t.packed;
-        let kh = p.kp / 2;
-        let tiles = p.kp / 32;
-        let tiles_per_block = e.block_k / 32;
-        let zero = _mm512_setzero_ps();
-        let mut d = [[zero; 2]; MR];
-        let mut l1 = [[zero; 2]; MR];
-        let ph = phases(e.fidelity);
-        for kt in 0..tiles {
-            for &(bp, ap) in ph {
-                let xs = p.x[bp].as_ptr().add(t.r0 * kh);
-                let ws = p.w[ap].as_ptr().add(t.pi * kh * NR);
-                for face in 0..2 {
-                    let base = kt * FACE + face * (FACE / 2);
-                    let mut acc = [[zero; 2]; MR];
-                    for q in 0..FACE / 2 {
-                        let kpair = base + q;
-                        let wrow = ws.add(kpair * NR);
-                        let b0 = bh(_mm512_loadu_si512(wrow as *const __m512i));
-                        let b1 = bh(_mm512_loadu_si512(wrow.add(16) as *const __m512i));
-                        for (r, a_r) in acc.iter_mut().enumerate() {
-                            let a = bh(_mm512_set1_epi32(*xs.add(r * kh + kpair) as i32));
-                            a_r[0] = _mm512_dpbf16_ps(a_r[0], a, b0);
-                            a_r[1] = _mm512_dpbf16_ps(a_r[1], a, b1);
-                        }
-                    }
-                    for r in 0..MR {
-                        d[r][0] = dst_add::<BF16>(d[r][0], acc[r][0]);
-                        d[r][1] = dst_add::<BF16>(d[r][1], acc[r][1]);
-                    }
-                }
-            }
-            if (kt + 1) % tiles_per_block == 0 && kt + 1 < tiles {
-                block_end(e.block_end, &mut d, &mut l1, kt + 1 == tiles_per_block);
-            }
-        }
-        for r in 0..MR {
-            for h in 0..2 {
-                let v = match e.block_end {
-                    BlockEnd::L1Bf16 => round_bf16(_mm512_add_ps(l1[r][h], d[r][h])),
-                    BlockEnd::L1Fp32 => _mm512_add_ps(l1[r][h], d[r][h]),
-                    _ => d[r][h],
-                };
-                _mm512_storeu_ps(out[r].as_mut_ptr().add(16 * h), v);
             }
         }
     }

@@ -167,16 +167,24 @@ mod tests {
             "{e}"
         );
         let e = broadcast(&[2, 4, 3], &[3, 4, 3]).unwrap_err().to_string();
-        assert!(e.starts_with("TT_FATAL @ ") && e.contains("Broadcasting"), "{e}");
+        assert!(
+            e.starts_with("TT_FATAL @ ") && e.contains("Broadcasting"),
+            "{e}"
+        );
     }
 
     #[test]
     fn fatal_format() {
-        let e = storage(DType::Bfloat8B, Layout::RowMajor).unwrap_err().to_string();
+        let e = storage(DType::Bfloat8B, Layout::RowMajor)
+            .unwrap_err()
+            .to_string();
         let mut lines = e.lines();
         assert!(lines.next().unwrap().starts_with("TT_FATAL @ ttnn/"));
         assert_eq!(lines.next(), Some("info:"));
-        assert!(lines.next().unwrap().starts_with("Layout must be Layout::TILE for bfloat8_b or bfloat4_b!"));
+        assert!(lines
+            .next()
+            .unwrap()
+            .starts_with("Layout must be Layout::TILE for bfloat8_b or bfloat4_b!"));
         assert!(storage(DType::Bf16, Layout::RowMajor).is_ok());
     }
 }

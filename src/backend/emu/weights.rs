@@ -120,7 +120,8 @@ pub fn consumers(name: &str) -> Option<Vec<Consumer>> {
         return vision(rest);
     }
     if let Some(rest) = name.strip_prefix(PROJECTOR) {
-        return matches!(rest, "weight" | "bias").then(|| vec![c("projector.linear".into(), "linear")]);
+        return matches!(rest, "weight" | "bias")
+            .then(|| vec![c("projector.linear".into(), "linear")]);
     }
     if let Some(rest) = name.strip_prefix(LANGUAGE) {
         return gemma("vlm", rest);
@@ -151,12 +152,16 @@ mod tests {
         )
         .unwrap();
         assert_eq!(v, vec![c("vlm.layers.5.mlp.down".into(), "linear")]);
-        let v = consumers("paligemma_with_expert.gemma_expert.model.layers.17.self_attn.o_proj.weight")
-            .unwrap();
+        let v =
+            consumers("paligemma_with_expert.gemma_expert.model.layers.17.self_attn.o_proj.weight")
+                .unwrap();
         let ops: Vec<&str> = v.iter().map(|c| c.op.as_str()).collect();
         assert_eq!(
             ops,
-            ["expert.layers.17.attn.o", "denoise.0.expert.layers.17.attn.o"]
+            [
+                "expert.layers.17.attn.o",
+                "denoise.0.expert.layers.17.attn.o"
+            ]
         );
         assert!(consumers(TIED).unwrap()[0].row_major);
         assert_eq!(
@@ -165,6 +170,9 @@ mod tests {
         );
         assert!(consumers("images").is_none());
         assert!(consumers("siglip.post_ln").is_none());
-        assert!(consumers("paligemma_with_expert.paligemma.model.language_model.layers.x.mlp.up_proj.weight").is_none());
+        assert!(consumers(
+            "paligemma_with_expert.paligemma.model.language_model.layers.x.mlp.up_proj.weight"
+        )
+        .is_none());
     }
 }
