@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 use super::format::{bf16_device, bf16_rne, Side};
 use super::matmul::{self, fpu_add, fpu_mul, reduce_rows, Dst, Engine};
-use super::profile::MathFidelity;
+use super::profile::{MathFidelity, SdpaKernel};
 use super::sfpu::Sfpu;
 use super::Ctx;
 use crate::backend::OpError;
@@ -337,8 +337,53 @@ fn flash_head(
     o_run
 }
 
+/// One (batch, head) as `ttnn.matmul` → `ttnn.transformer.attention_softmax` →
+/// `ttnn.matmul`: Q·Kᵀ packed to bf16; x·scale + mask; softmax without max subtraction
+/// (`attention_softmax` hard-codes `numeric_stable = false`, TT_NUMERICS §4.7) at the
+/// softmax defaults (HiFi4, approximate exp unless the profile says otherwise); P in bf16;
+/// P·V. A fully masked row sums to 0; 1/0 = ∞ and the FPU's 0·∞ = 0 give a zero output row.
+fn composed_head(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    dts: [DType; 3],
+    t: usize,
+    s: usize,
+    hd: usize,
+    scale: f32,
+    mask: Option<&dyn Fn(usize, usize) -> f32>,
+    mdt: DType,
+    f: Flash,
+) -> Vec<f32> {
+    let [qdt, kdt, vdt] = dts;
+    let fp32 = f.dst == Dst::Fp32;
+    let e_qk = Engine::new(f.fidelity, fp32, true, hd, DType::Bf16, false);
+    let mut sc = matmul::matmul(q, qdt, k, kdt, t, hd, s, &e_qk, 1);
+    let scale_b = bf16_rne(scale);
+    for (i, row) in sc.chunks_mut(s).enumerate() {
+        for (j, x) in row.iter_mut().enumerate() {
+            let mut y = bf16_device(f.dst.store(bf16_device(*x) * scale_b));
+            if let Some(m) = mask {
+                y = bf16_device(fpu_add(y, DType::Bf16, m(i, j), mdt, f.dst));
+            }
+            *x = y;
+        }
+    }
+    let mut p = softmax(&sc, s, f.sfpu, MathFidelity::HiFi4, false);
+    p.iter_mut().for_each(|x| *x = bf16_device(*x));
+    let mut vt = vec![0.0f32; hd * s];
+    for key in 0..s {
+        for d in 0..hd {
+            vt[d * s + key] = v[key * hd + d];
+        }
+    }
+    let e_pv = Engine::new(f.fidelity, fp32, true, s, DType::Bf16, false);
+    matmul::matmul(&p, DType::Bf16, &vt, vdt, t, s, hd, &e_pv, 1)
+}
+
 /// Scaled dot-product attention, heads packed head-major on the last axis. Defaults
-/// (TT-NN's SDPA compute config): HiFi2, approximate exp, BF16 Dst.
+/// (TT-NN's SDPA compute config): HiFi2, approximate exp, BF16 Dst; `sdpa_kernel =
+/// "matmul_softmax"` runs the composition of [`composed_head`] instead of the flash kernel.
 ///
 /// # Shapes
 /// q [B, T, Hq·hd], k [B, S, Hkv·hd], v [B, S, Hkv·hd], mask broadcastable to [B, Hq, T, S]
@@ -400,6 +445,7 @@ pub(super) fn sdpa(
         },
         state: if fp32 { DType::F32 } else { DType::Bf16 },
     };
+    let kernel = cx.set.sdpa_kernel.unwrap_or(SdpaKernel::Flash);
     let (qd, kd, vd) = (q.as_slice(), k.as_slice(), v.as_slice());
     let md = mask.map(|m| m.as_slice());
     let mdt = mask.map_or(DType::Bf16, |m| m.meta.dtype);
@@ -428,7 +474,12 @@ pub(super) fn sdpa(
         };
         let mref: Option<&dyn Fn(usize, usize) -> f32> =
             if md.is_some() { Some(&mfun) } else { None };
-        flash_head(&qh, &kh, &vh, dts, t, s, hd, scale, mref, mdt, f)
+        match kernel {
+            SdpaKernel::Flash => flash_head(&qh, &kh, &vh, dts, t, s, hd, scale, mref, mdt, f),
+            SdpaKernel::MatmulSoftmax => {
+                composed_head(&qh, &kh, &vh, dts, t, s, hd, scale, mref, mdt, f)
+            }
+        }
     };
     let per_head: Vec<Vec<f32>> = if b * t == 0 || s == 0 {
         vec![vec![0.0; t * hd]; b * hq]
@@ -445,14 +496,19 @@ pub(super) fn sdpa(
             out[at..at + hd].copy_from_slice(&o[ti * hd..(ti + 1) * hd]);
         }
     }
-    let detail = json!({
+    let mut detail = json!({
         "dtype": out_dt.as_str(),
-        "kernel": "flash (Wormhole legacy streaming)",
-        "k_chunk_size": K_CHUNK,
+        "sdpa_kernel": kernel.as_str(),
         "math_fidelity": f.fidelity.as_str(),
         "fp32_dest_acc_en": fp32,
         "exp_approx_mode": f.sfpu.approx,
     });
+    match kernel {
+        SdpaKernel::Flash => detail["k_chunk_size"] = json!(K_CHUNK),
+        SdpaKernel::MatmulSoftmax => {
+            detail["softmax"] = json!("attention_softmax: HiFi4, numeric_stable = false")
+        }
+    }
     Ok((
         cx.output(&[b, t, wq], out, out_dt, Layout::Tile, Side::Device)?,
         detail,

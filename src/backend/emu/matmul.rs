@@ -616,8 +616,16 @@ pub fn matmul_packed(
 /// phase product added into Dst with its rounding (§3.3, §3.6).
 #[inline]
 pub fn fpu_mul(a: f32, adt: DType, b: f32, bdt: DType, fidelity: MathFidelity, dst: Dst) -> f32 {
-    let (ahi, alo) = srca_planes(src_reg(a, adt));
-    let (bhi, blo) = srcb_planes(src_reg(b, bdt));
+    let (a, b) = (src_reg(a, adt), src_reg(b, bdt));
+    // The FPU reads exponent-255 patterns as huge numbers and never makes a NaN (§1.6).
+    if a == 0.0 || b == 0.0 {
+        return 0.0;
+    }
+    if !a.is_finite() || !b.is_finite() {
+        return f32::INFINITY.copysign(a * b.signum());
+    }
+    let (ahi, alo) = srca_planes(a);
+    let (bhi, blo) = srcb_planes(b);
     let pa = [ahi, alo];
     let pb = [bhi, blo];
     let mut d = 0.0f32;

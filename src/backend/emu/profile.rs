@@ -33,6 +33,7 @@
 //! math_approx_mode = true
 //! packer_l1_acc = false
 //! core_grid = true             # matmul called with core_grid= (drops the default to LoFi)
+//! sdpa_kernel = "flash"        # sdpa as the flash kernel, or "matmul_softmax"
 //! memory = "l1"                # dram or l1 (interleaved)
 //! math = "tensix"              # or "reference": the op's arithmetic is the cpu reference's
 //! ```
@@ -96,6 +97,25 @@ impl fmt::Display for MathFidelity {
     }
 }
 
+/// How an `sdpa` op is run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SdpaKernel {
+    /// `ttnn.transformer.scaled_dot_product_attention`: the streaming flash kernel (§4.7).
+    Flash,
+    /// `ttnn.matmul` (Q·Kᵀ), `ttnn.transformer.attention_softmax` (scale, mask, softmax with
+    /// `numeric_stable = false`), `ttnn.matmul` (P·V) — the pre-SDPA composition.
+    MatmulSoftmax,
+}
+
+impl SdpaKernel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SdpaKernel::Flash => "flash",
+            SdpaKernel::MatmulSoftmax => "matmul_softmax",
+        }
+    }
+}
+
 /// Whose arithmetic an op runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -118,6 +138,7 @@ pub struct Settings {
     pub math_approx_mode: Option<bool>,
     pub packer_l1_acc: Option<bool>,
     pub core_grid: Option<bool>,
+    pub sdpa_kernel: Option<SdpaKernel>,
     pub memory: Option<MemoryConfig>,
 }
 
@@ -136,6 +157,7 @@ impl Settings {
             math_approx_mode,
             packer_l1_acc,
             core_grid,
+            sdpa_kernel,
             memory
         );
     }
@@ -165,6 +187,7 @@ impl Settings {
             ("math_approx_mode", self.math_approx_mode.map(|b| json!(b))),
             ("packer_l1_acc", self.packer_l1_acc.map(|b| json!(b))),
             ("core_grid", self.core_grid.map(|b| json!(b))),
+            ("sdpa_kernel", self.sdpa_kernel.map(|k| json!(k.as_str()))),
             ("memory", self.memory.map(|m| json!(m.as_string()))),
         ] {
             if let Some(v) = v {
@@ -532,6 +555,8 @@ struct RuleToml {
     #[serde(default)]
     core_grid: Option<bool>,
     #[serde(default)]
+    sdpa_kernel: Option<Spanned<String>>,
+    #[serde(default)]
     memory: Option<Spanned<String>>,
     #[serde(default)]
     math: Option<Spanned<String>>,
@@ -665,10 +690,13 @@ fn parse(text: &str, path: Option<&Path>, default_name: &str) -> Result<Profile,
                 "hifi2" => MathFidelity::HiFi2,
                 "hifi3" => MathFidelity::HiFi3,
                 "hifi4" => MathFidelity::HiFi4,
-                other => {
+                _ => {
                     return Err(cx.error(
                         Some(f.span()),
-                        format!("math_fidelity = \"{other}\" is not LoFi, HiFi2, HiFi3 or HiFi4"),
+                        format!(
+                            "math_fidelity = \"{}\" is not LoFi, HiFi2, HiFi3 or HiFi4",
+                            f.get_ref()
+                        ),
                     ))
                 }
             }),
@@ -678,10 +706,10 @@ fn parse(text: &str, path: Option<&Path>, default_name: &str) -> Result<Profile,
             Some(m) => Some(match m.get_ref().to_ascii_lowercase().as_str() {
                 "dram" => MemoryConfig::DRAM,
                 "l1" => MemoryConfig::L1,
-                other => {
+                _ => {
                     return Err(cx.error(
                         Some(m.span()),
-                        format!("memory = \"{other}\" is not dram or l1"),
+                        format!("memory = \"{}\" is not dram or l1", m.get_ref()),
                     ))
                 }
             }),
@@ -699,6 +727,19 @@ fn parse(text: &str, path: Option<&Path>, default_name: &str) -> Result<Profile,
                 }
             }),
         };
+        let sdpa_kernel = match &r.sdpa_kernel {
+            None => None,
+            Some(k) => Some(match k.get_ref().as_str() {
+                "flash" => SdpaKernel::Flash,
+                "matmul_softmax" => SdpaKernel::MatmulSoftmax,
+                other => {
+                    return Err(cx.error(
+                        Some(k.span()),
+                        format!("sdpa_kernel = \"{other}\" is not flash or matmul_softmax"),
+                    ))
+                }
+            }),
+        };
         let set = Settings {
             math,
             weight_dtype: cx.dtype(&r.weight_dtype, "weight_dtype")?,
@@ -709,13 +750,14 @@ fn parse(text: &str, path: Option<&Path>, default_name: &str) -> Result<Profile,
             math_approx_mode: r.math_approx_mode,
             packer_l1_acc: r.packer_l1_acc,
             core_grid: r.core_grid,
+            sdpa_kernel,
             memory,
         };
         if set == Settings::default() {
             return Err(cx.error(
                 Some(entry.span()),
                 format!(
-                    "rule for `{}` sets nothing (weight_dtype, bias_dtype, dtype, math_fidelity, fp32_dest_acc_en, math_approx_mode, packer_l1_acc, core_grid, memory, math)",
+                    "rule for `{}` sets nothing (weight_dtype, bias_dtype, dtype, math_fidelity, fp32_dest_acc_en, math_approx_mode, packer_l1_acc, core_grid, sdpa_kernel, memory, math)",
                     r.pattern.get_ref()
                 ),
             ));
@@ -749,6 +791,7 @@ fp32_dest_acc_en = false
 math_approx_mode = true
 packer_l1_acc = false
 core_grid = true             # matmul called with core_grid= (drops the default to LoFi)
+sdpa_kernel = "flash"        # sdpa as the flash kernel, or "matmul_softmax"
 memory = "l1"                # dram or l1 (interleaved)
 math = "tensix"              # or "reference": the op's arithmetic is the cpu reference's
 "#;
