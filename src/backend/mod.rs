@@ -4,6 +4,7 @@
 //! ([`OpKind::from_record`] / [`OpKind::to_record`]).
 
 pub mod cpu;
+pub mod emu;
 pub mod tt;
 
 use std::fmt;
@@ -404,12 +405,23 @@ pub trait Backend: Send + Sync {
     fn precision(&self, _op: &Op) -> Option<serde_json::Value> {
         None
     }
+    /// What the reference should receive in place of `input` in the local check: the host
+    /// value of a parameter this device stored lossily (a bfloat4_b weight, say), so that a
+    /// weight's storage quantisation counts as the consuming op's own error. `None` (the
+    /// default): `input` itself — activations are compared on the device's own values.
+    fn reference_input(&self, _input: &Tensor) -> Option<Tensor> {
+        None
+    }
 }
 
 /// Builds a device backend by its command-line name.
 ///
+/// `profile` selects the precision of `emu`: `None` → `bf16-hifi2`, a path ending in `.toml`
+/// → that file, else a preset name (see [`emu::profile`]).
+///
 /// # Errors
-/// An unknown or not-yet-available backend, with the list of known ones.
+/// An unknown or not-yet-available backend, with the list of known ones; an unknown or
+/// invalid emu profile, with the list of presets.
 pub fn by_name(name: &str, profile: Option<&str>) -> Result<Box<dyn Backend>, String> {
     match name {
         "cpu" => match profile {
@@ -421,9 +433,18 @@ pub fn by_name(name: &str, profile: Option<&str>) -> Result<Box<dyn Backend>, St
         "tt" => tt::TtBackend::open(profile)
             .map(|b| Box::new(b) as Box<dyn Backend>)
             .map_err(|e| e.to_string()),
-        "emu" => Err(format!(
-            "backend `{name}` is not available in this build yet (available: cpu, tt)"
-        )),
-        other => Err(format!("unknown backend `{other}` (available: cpu, tt)")),
+        "emu" => emu::EmuBackend::by_profile(profile)
+            .map(|b| Box::new(b) as Box<dyn Backend>)
+            .map_err(|e| {
+                let mut msg = e.to_string();
+                let mut src = std::error::Error::source(&e);
+                while let Some(s) = src {
+                    msg.push_str(": ");
+                    msg.push_str(&s.to_string());
+                    src = s.source();
+                }
+                msg
+            }),
+        other => Err(format!("unknown backend `{other}` (available: cpu, emu, tt)")),
     }
 }

@@ -20,11 +20,13 @@ pub struct RunArgs {
     /// Capture directory holding the goldens.
     #[arg(long, default_value = "goldens/pi0-tiny")]
     goldens: PathBuf,
-    /// Device backend: cpu, or tt (Tenstorrent through TT-NN; needs a build with
-    /// `--features tt`, or `--features host-shim` for the host implementation of its ABI).
+    /// Device backend: cpu (the f32 reference), emu (the Tensix numerics emulator), or tt
+    /// (Tenstorrent through TT-NN; needs a build with `--features tt`, or `--features host-shim`
+    /// for the host implementation of its ABI).
     #[arg(long, default_value = "cpu")]
     backend: String,
-    /// Precision profile of the device backend (a preset name or a TOML file).
+    /// Precision profile of the emu backend: exact, bf16-hifi2 (default), bf16-hifi4-fp32acc,
+    /// bfp8-lofi, bfp4-lofi, pi0-tt, or a .toml file of op-name glob rules.
     #[arg(long)]
     profile: Option<String>,
     /// isolated: every module gets golden inputs; pipeline: modules chain device outputs.

@@ -18,7 +18,8 @@
 //! |---|---|---|---|---|---|
 //! | data movement | exact | ≤ 1 ULP (storage rounding, RNE or truncation) | pcc 0.99, rel-L2 0.15 (re-blocking re-quantises) | pcc 0.97, rel-L2 0.25 | exact |
 //! | eltwise | allclose all (atol 1e-6, rtol 1e-5) | pcc 0.999, rel-L2 1e-2 | pcc 0.99, rel-L2 0.15 | pcc 0.97, rel-L2 0.25 | exact |
-//! | matmul, norm, attention | pcc 0.99999, rel-L2 1e-4 | pcc 0.999, rel-L2 1e-2 | pcc 0.99, rel-L2 0.15 | pcc 0.97, rel-L2 0.25 | exact |
+//! | matmul, norm | pcc 0.99999, rel-L2 1e-4 | pcc 0.999, rel-L2 1e-2 | pcc 0.99, rel-L2 0.15 | pcc 0.97, rel-L2 0.25 | exact |
+//! | attention | pcc 0.99999, rel-L2 1e-4 | pcc 0.999, rel-L2 5e-2 | pcc 0.99, rel-L2 0.15 | pcc 0.97, rel-L2 0.25 | exact |
 //!
 //! Chained (global) checks — the device op against the golden, accumulated drift included; the
 //! same for every class:
@@ -27,7 +28,16 @@
 //! |---|---|---|---|---|
 //! | pcc 0.99999, rel-L2 1e-4 | pcc 0.99, rel-L2 0.15 | pcc 0.97, rel-L2 0.25 | pcc 0.93, rel-L2 0.4 | exact |
 //!
-//! Notes: a TT "fp32" matmul is TF32 × TF32 on the FPU (TT_NUMERICS §1.2), so device runs in
+//! Notes: the bf16 attention preset allows rel-L2 5e-2 because a correct bf16 SDPA on a
+//! Wormhole is that far from the f32 reference by design — approximate exp (±3%), P and the
+//! running sum/output in bf16 — and TT measures its legacy kernel at ≈ 2.5% rel-L2 against
+//! FP64 (TT_NUMERICS §4.7, §5); the emulator's bf16 SDPA on pi0-tiny lands at 1.5–2.7%. Its
+//! PCC stays at 0.999 (2.7% noise is PCC ≈ 0.9996), so a real attention bug still fails.
+//! Every other bf16 class keeps 1e-2: storage rounding alone is ≈ 2.3e-3 (2^-8/√3), bf16-Dst
+//! matmuls, norms with approximate rsqrt and RoPE with bf16 tables stay below 8e-3, while a
+//! weight quantised to bfloat4_b (≈ 10% relative error) fails it by an order of magnitude.
+//!
+//! A TT "fp32" matmul is TF32 × TF32 on the FPU (TT_NUMERICS §1.2), so device runs in
 //! fp32 need an override of the f32 matmul preset. Eltwise ops in device dtypes are gated by
 //! PCC/rel-L2 rather than ULP because SFPU approximations (exp, GELU, reciprocal) have absolute
 //! errors near zero where ULP distances explode. Every preset carries atol/rtol: they define the
@@ -175,6 +185,9 @@ fn preset(check: Check, class: OpClass, dtype: DType) -> Tolerance {
             exact: false,
             ..Tolerance::exact()
         },
+        (Check::Local, Bf16) if class == OpClass::Attention => {
+            Tolerance::pcc_rel_l2(0.999, 5e-2, 1e-3, 1.6e-2)
+        }
         (Check::Local, Bf16) => Tolerance::pcc_rel_l2(0.999, 1e-2, 1e-3, 1.6e-2),
         (Check::Local, Bfloat8B) => Tolerance::pcc_rel_l2(0.99, 0.15, 4e-3, 3.2e-2),
         (Check::Local, Bfloat4B) => Tolerance::pcc_rel_l2(0.97, 0.25, 3e-2, 0.25),

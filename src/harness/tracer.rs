@@ -230,6 +230,10 @@ impl Backend for Tracer<'_> {
         self.device.upload(name, tensor)
     }
 
+    fn reference_input(&self, input: &Tensor) -> Option<Tensor> {
+        self.device.reference_input(input)
+    }
+
     fn exec(&self, op: &Op, inputs: &[&Tensor]) -> Result<Tensor, OpError> {
         let class = op.kind.class();
         let module = self.lock().module.clone();
@@ -339,9 +343,19 @@ impl Backend for Tracer<'_> {
             Err(e) => notes.push(format!("golden `{}` unreadable: {e}", op.name)),
         }
 
-        // Local: the reference on the device's own inputs.
+        // Local: the reference on the device's own inputs (parameters the device stored
+        // lossily as their host values, so their quantisation is this op's error).
         if let Some(r) = self.reference.filter(|_| !fallback) {
-            match r.exec(op, inputs) {
+            let substituted: Vec<Option<Tensor>> = inputs
+                .iter()
+                .map(|t| self.device.reference_input(t))
+                .collect();
+            let ref_inputs: Vec<&Tensor> = inputs
+                .iter()
+                .zip(&substituted)
+                .map(|(t, s)| s.as_ref().unwrap_or(t))
+                .collect();
+            match r.exec(op, &ref_inputs) {
                 Ok(want) => {
                     let tol = self.thresholds.local(&op.name, class, dtype);
                     match Self::check(&want.as_slice(), &dev, dtype, &tol) {

@@ -73,19 +73,30 @@ fn bias_rows(kind: &OpKind, b: Option<&Tensor>, m: usize, n: usize) -> Result<Ve
     Ok(out)
 }
 
-/// Valid convolution with stride = kernel = `patch`, flattened row-major over the patch grid.
+/// The im2col matrix of a patch convolution: one row per patch (row-major over the patch
+/// grid of each image), `C·p·p` columns in the weight's (channel, row, column) order.
+pub(crate) struct Patches {
+    pub cols: Vec<f32>,
+    pub rows: usize,
+    /// Columns per row, `C·p·p`.
+    pub kk: usize,
+    /// Output channels `D` of the weight.
+    pub d: usize,
+    /// The op's output shape `[N, Hp·Wp, D]`.
+    pub out_shape: Vec<usize>,
+}
+
+/// Checks a patch convolution's shapes and unfolds the images (exact).
 ///
 /// # Shapes
-/// images [N, C, H, W], weight [D, C, p, p], bias [D] → [N, (H/p)·(W/p), D] (floor division:
+/// images [N, C, H, W], weight [D, C, p, p] → [N·(H/p)·(W/p), C·p·p] (floor division:
 /// trailing rows/columns that do not fill a patch are ignored, like torch's "valid" padding).
-pub(super) fn conv2d_patch(
+pub(crate) fn patches(
     kind: &OpKind,
     patch: usize,
     images: &Tensor,
     w: &Tensor,
-    b: Option<&Tensor>,
-    threads: usize,
-) -> Result<Tensor, OpError> {
+) -> Result<Patches, OpError> {
     let &[nb, c, h, wd] = images.shape() else {
         return Err(rank_error(kind, "images", images, 4));
     };
@@ -127,15 +138,37 @@ pub(super) fn conv2d_patch(
             }
         }
     }
-    let mut out = bias_rows(kind, b, rows, d)?;
+    Ok(Patches {
+        cols,
+        rows,
+        kk,
+        d,
+        out_shape: vec![nb, hp * wp, d],
+    })
+}
+
+/// Valid convolution with stride = kernel = `patch`, flattened row-major over the patch grid.
+///
+/// # Shapes
+/// images [N, C, H, W], weight [D, C, p, p], bias [D] → [N, (H/p)·(W/p), D] (see [`patches`]).
+pub(super) fn conv2d_patch(
+    kind: &OpKind,
+    patch: usize,
+    images: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    threads: usize,
+) -> Result<Tensor, OpError> {
+    let p = patches(kind, patch, images, w)?;
+    let mut out = bias_rows(kind, b, p.rows, p.d)?;
     let wdat = w.as_slice();
     matmul(
-        MatMut::row_major(&mut out, rows, d),
-        MatRef::row_major(&cols, rows, kk),
-        MatRef::row_major(&wdat, d, kk).t(),
+        MatMut::row_major(&mut out, p.rows, p.d),
+        MatRef::row_major(&p.cols, p.rows, p.kk),
+        MatRef::row_major(&wdat, p.d, p.kk).t(),
         b.is_some(),
         threads,
     )
     .map_err(|e| OpError::invalid(kind, e))?;
-    output(kind, &[nb, hp * wp, d], out)
+    output(kind, &p.out_shape, out)
 }

@@ -27,6 +27,9 @@ mod linear;
 mod movement;
 mod norm;
 
+pub(crate) use eltwise::erf;
+pub(crate) use linear::patches;
+
 use std::ops::RangeInclusive;
 
 use crate::backend::{Backend, Op, OpError, OpKind};
