@@ -35,7 +35,7 @@ pub(super) fn rope(
             format!("x must have rank 3, got shape {}", shape_string(x.shape())),
         ));
     };
-    if head_dim == 0 || head_dim % 2 != 0 || w % head_dim != 0 {
+    if head_dim == 0 || !head_dim.is_multiple_of(2) || w % head_dim != 0 {
         return Err(OpError::invalid(
             cx.kind(),
             format!(
@@ -139,7 +139,7 @@ pub fn softmax(
         DType::Bf16
     };
     let padded = width.div_ceil(32).max(1) * 32;
-    let rows = if width == 0 { 0 } else { x.len() / width };
+    let rows = x.len().checked_div(width).unwrap_or(0);
     let mut e = vec![0.0f32; rows * padded];
     for (src, row) in x.chunks(width.max(1)).zip(e.chunks_mut(padded)) {
         row[..width].copy_from_slice(src);
@@ -233,6 +233,7 @@ struct Flash {
 /// P = exp(S − m') (the subtraction on the FPU in bf16, exp on the SFPU, P stored bf16),
 /// α = exp(m − m'), l ← α·l + rowsum(P), O ← α·O + P·V (running O and l in bf16 unless FP32
 /// Dst); finally O·(1/l).
+#[allow(clippy::too_many_arguments)]
 fn flash_head(
     q: &[f32],
     k: &[f32],
@@ -342,6 +343,7 @@ fn flash_head(
 /// (`attention_softmax` hard-codes `numeric_stable = false`, TT_NUMERICS §4.7) at the
 /// softmax defaults (HiFi4, approximate exp unless the profile says otherwise); P in bf16;
 /// P·V. A fully masked row sums to 0; 1/0 = ∞ and the FPU's 0·∞ = 0 give a zero output row.
+#[allow(clippy::too_many_arguments)]
 fn composed_head(
     q: &[f32],
     k: &[f32],

@@ -164,7 +164,7 @@ impl Engine {
         bias: bool,
     ) -> Engine {
         let kt = k.div_ceil(TILE).max(1);
-        let w = if kt % 2 == 0 { 2 } else { 1 };
+        let w = if kt.is_multiple_of(2) { 2 } else { 1 };
         let blocks = kt / w;
         let dst = Dst::from_fp32_acc(fp32_dest);
         let l1 = packer_l1_acc && (blocks > 2 || (blocks > 1 && bias));
@@ -440,7 +440,7 @@ pub(crate) fn block_portable(
     for kt in kt0..kt1 {
         for &(bp, ap) in phases(e.fidelity) {
             let xs = &p.x[bp].as_slice()[t.r0 * kp..(t.r0 + MR) * kp];
-            debug_assert!(t.r0 % MR == 0);
+            debug_assert!(t.r0.is_multiple_of(MR));
             let ws = &p.w[ap].as_slice()[t.pi * kp * NR..(t.pi + 1) * kp * NR];
             for face in 0..2 {
                 let k0 = kt * TILE + face * FACE;
@@ -688,8 +688,8 @@ mod tests {
         assert_eq!(mm1(x, w, MathFidelity::HiFi3, false), 10.5);
         assert_eq!(mm1(x, w, MathFidelity::HiFi4, false), 10.5);
         // FP32 Dst: the exact product 10.458984375 (HiFi3/HiFi4), the truncated 10.41796875.
-        assert_eq!(mm1(x, w, MathFidelity::HiFi4, true), 10.458984375);
-        assert_eq!(mm1(x, w, MathFidelity::HiFi2, true), 10.41796875);
+        assert_eq!(mm1(x, w, MathFidelity::HiFi4, true), 10.458_984);
+        assert_eq!(mm1(x, w, MathFidelity::HiFi2, true), 10.417_969);
         // Swapping the roles changes the result: SrcA = 7.96875 keeps 4 mantissa bits (7.75)
         // at LoFi, and HiFi2 already rounds up to 10.5 — the published numbers need the
         // weight in SrcA.

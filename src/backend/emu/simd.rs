@@ -71,7 +71,7 @@ mod x86 {
         let p = t.packed;
         // Bounds of every load the kernel makes.
         assert!(
-            t.r0 + MR <= p.rows && t.r0 % MR == 0,
+            t.r0 + MR <= p.rows && t.r0.is_multiple_of(MR),
             "kernel rows outside the packed activations"
         );
         assert!(t.pi < p.panels, "kernel panel outside the packed weights");
