@@ -687,9 +687,9 @@ mod tests {
         assert_eq!(mm1(x, w, MathFidelity::HiFi2, false), 10.4375);
         assert_eq!(mm1(x, w, MathFidelity::HiFi3, false), 10.5);
         assert_eq!(mm1(x, w, MathFidelity::HiFi4, false), 10.5);
-        // FP32 Dst: the exact product 10.458984375 (HiFi3/HiFi4), the truncated 10.41796875.
-        assert_eq!(mm1(x, w, MathFidelity::HiFi4, true), 10.458984375);
-        assert_eq!(mm1(x, w, MathFidelity::HiFi2, true), 10.41796875);
+        // FP32 Dst: the exact product 10.458984375 (HiFi4), the truncated 10.41796875 (HiFi2).
+        assert_eq!(mm1(x, w, MathFidelity::HiFi4, true), 10710.0 / 1024.0);
+        assert_eq!(mm1(x, w, MathFidelity::HiFi2, true), 2667.0 / 256.0);
         // Swapping the roles changes the result: SrcA = 7.96875 keeps 4 mantissa bits (7.75)
         // at LoFi, and HiFi2 already rounds up to 10.5 — the published numbers need the
         // weight in SrcA.
