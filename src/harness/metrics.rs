@@ -652,9 +652,10 @@ fn top_k(golden: &[f32], device: &[f32], k: usize) -> Vec<Worst> {
     let mut bar = 0.0f64;
     for (ci, (gc, dc)) in golden.chunks(SCAN).zip(device.chunks(SCAN)).enumerate() {
         // `!(e <= bar)` also catches NaN, i.e. any position with a non-finite value.
-        let hit = gc.iter().zip(dc).fold(false, |hit, (&g, &d)| {
-            hit | !((d as f64 - g as f64).abs() <= bar)
-        });
+        let hit = gc
+            .iter()
+            .zip(dc)
+            .fold(false, |hit, (&g, &d)| hit | !((d as f64 - g as f64).abs() <= bar));
         if !hit {
             continue;
         }

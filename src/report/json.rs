@@ -24,7 +24,6 @@ pub fn read(path: &Path) -> Result<RunRecord, String> {
     } else {
         path.to_path_buf()
     };
-    let text =
-        std::fs::read_to_string(&file).map_err(|e| format!("read {}: {e}", file.display()))?;
+    let text = std::fs::read_to_string(&file).map_err(|e| format!("read {}: {e}", file.display()))?;
     serde_json::from_str(&text).map_err(|e| format!("parse {}: {e}", file.display()))
 }
