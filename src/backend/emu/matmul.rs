@@ -54,8 +54,13 @@ pub fn tf32(x: f32) -> f32 {
 }
 
 /// The value an operand of storage dtype `dtype` holds in a source register (§1.2, §1.4).
+/// The FPU reads exponent-255 patterns (±∞, NaN) as huge ordinary numbers and never makes a
+/// NaN (§1.6): they enter as ±f32::MAX, so 0·∞ is 0 and overflow still saturates to ±∞.
 #[inline]
 pub fn src_reg(x: f32, dtype: DType) -> f32 {
+    if !x.is_finite() {
+        return f32::MAX.copysign(x);
+    }
     ftz(if dtype == DType::F32 { tf32(x) } else { x })
 }
 
@@ -617,13 +622,6 @@ pub fn matmul_packed(
 #[inline]
 pub fn fpu_mul(a: f32, adt: DType, b: f32, bdt: DType, fidelity: MathFidelity, dst: Dst) -> f32 {
     let (a, b) = (src_reg(a, adt), src_reg(b, bdt));
-    // The FPU reads exponent-255 patterns as huge numbers and never makes a NaN (§1.6).
-    if a == 0.0 || b == 0.0 {
-        return 0.0;
-    }
-    if !a.is_finite() || !b.is_finite() {
-        return f32::INFINITY.copysign(a * b.signum());
-    }
     let (ahi, alo) = srca_planes(a);
     let (bhi, blo) = srcb_planes(b);
     let pa = [ahi, alo];
@@ -894,6 +892,47 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn the_fpu_reads_infinity_as_a_huge_number() {
+        let inf = f32::INFINITY;
+        assert_eq!(
+            fpu_mul(
+                0.0,
+                DType::Bf16,
+                inf,
+                DType::Bf16,
+                MathFidelity::HiFi4,
+                Dst::Bf16
+            ),
+            0.0
+        );
+        assert_eq!(
+            fpu_mul(
+                -2.0,
+                DType::Bf16,
+                inf,
+                DType::Bf16,
+                MathFidelity::HiFi2,
+                Dst::Fp32
+            ),
+            -inf
+        );
+        // An infinite weight next to zero padding does not poison the sum with NaN.
+        let e = Engine::new(MathFidelity::HiFi4, true, false, 2, DType::Bf16, false);
+        let got = matmul(
+            &[1.0, 0.0],
+            DType::Bf16,
+            &[2.0, inf],
+            DType::Bf16,
+            1,
+            2,
+            1,
+            &e,
+            1,
+        )[0];
+        assert_eq!(got, 2.0);
     }
 
     #[test]
