@@ -216,6 +216,22 @@ fn mask_strides(cx: &Ctx<'_>, mask: &Tensor, target: [usize; 4]) -> Result<[usiz
     Ok(strides)
 }
 
+/// One (batch, head) of an attention op: q [t, hd], k and v [s, hd] (row-major), their
+/// dtypes, the scale and the additive mask (mask(i, j) for query i, key j).
+#[derive(Clone, Copy)]
+struct Head<'a> {
+    q: &'a [f32],
+    k: &'a [f32],
+    v: &'a [f32],
+    dts: [DType; 3],
+    t: usize,
+    s: usize,
+    hd: usize,
+    scale: f32,
+    mask: Option<&'a dyn Fn(usize, usize) -> f32>,
+    mdt: DType,
+}
+
 /// The per-head kernel settings.
 #[derive(Clone, Copy)]
 struct Flash {
@@ -233,20 +249,19 @@ struct Flash {
 /// P = exp(S − m') (the subtraction on the FPU in bf16, exp on the SFPU, P stored bf16),
 /// α = exp(m − m'), l ← α·l + rowsum(P), O ← α·O + P·V (running O and l in bf16 unless FP32
 /// Dst); finally O·(1/l).
-#[allow(clippy::too_many_arguments)]
-fn flash_head(
-    q: &[f32],
-    k: &[f32],
-    v: &[f32],
-    dts: [DType; 3],
-    t: usize,
-    s: usize,
-    hd: usize,
-    scale: f32,
-    mask: Option<&dyn Fn(usize, usize) -> f32>,
-    mdt: DType,
-    f: Flash,
-) -> Vec<f32> {
+fn flash_head(h: &Head<'_>, f: Flash) -> Vec<f32> {
+    let Head {
+        q,
+        k,
+        v,
+        dts,
+        t,
+        s,
+        hd,
+        scale,
+        mask,
+        mdt,
+    } = *h;
     let [qdt, kdt, vdt] = dts;
     let e_qk = Engine::new(
         f.fidelity,
@@ -343,20 +358,19 @@ fn flash_head(
 /// (`attention_softmax` hard-codes `numeric_stable = false`, TT_NUMERICS §4.7) at the
 /// softmax defaults (HiFi4, approximate exp unless the profile says otherwise); P in bf16;
 /// P·V. A fully masked row sums to 0; 1/0 = ∞ and the FPU's 0·∞ = 0 give a zero output row.
-#[allow(clippy::too_many_arguments)]
-fn composed_head(
-    q: &[f32],
-    k: &[f32],
-    v: &[f32],
-    dts: [DType; 3],
-    t: usize,
-    s: usize,
-    hd: usize,
-    scale: f32,
-    mask: Option<&dyn Fn(usize, usize) -> f32>,
-    mdt: DType,
-    f: Flash,
-) -> Vec<f32> {
+fn composed_head(h: &Head<'_>, f: Flash) -> Vec<f32> {
+    let Head {
+        q,
+        k,
+        v,
+        dts,
+        t,
+        s,
+        hd,
+        scale,
+        mask,
+        mdt,
+    } = *h;
     let [qdt, kdt, vdt] = dts;
     let fp32 = f.dst == Dst::Fp32;
     let e_qk = Engine::new(f.fidelity, fp32, true, hd, DType::Bf16, false);
@@ -476,11 +490,21 @@ pub(super) fn sdpa(
         };
         let mref: Option<&dyn Fn(usize, usize) -> f32> =
             if md.is_some() { Some(&mfun) } else { None };
+        let head = Head {
+            q: &qh,
+            k: &kh,
+            v: &vh,
+            dts,
+            t,
+            s,
+            hd,
+            scale,
+            mask: mref,
+            mdt,
+        };
         match kernel {
-            SdpaKernel::Flash => flash_head(&qh, &kh, &vh, dts, t, s, hd, scale, mref, mdt, f),
-            SdpaKernel::MatmulSoftmax => {
-                composed_head(&qh, &kh, &vh, dts, t, s, hd, scale, mref, mdt, f)
-            }
+            SdpaKernel::Flash => flash_head(&head, f),
+            SdpaKernel::MatmulSoftmax => composed_head(&head, f),
         }
     };
     let per_head: Vec<Vec<f32>> = if b * t == 0 || s == 0 {

@@ -54,8 +54,13 @@ pub fn tf32(x: f32) -> f32 {
 }
 
 /// The value an operand of storage dtype `dtype` holds in a source register (§1.2, §1.4).
+/// The FPU reads exponent-255 patterns (±∞, NaN) as huge ordinary numbers and never makes a
+/// NaN (§1.6): they enter as ±f32::MAX, so 0·∞ is 0 and overflow still saturates to ±∞.
 #[inline]
 pub fn src_reg(x: f32, dtype: DType) -> f32 {
+    if !x.is_finite() {
+        return f32::MAX.copysign(x);
+    }
     ftz(if dtype == DType::F32 { tf32(x) } else { x })
 }
 
@@ -617,13 +622,6 @@ pub fn matmul_packed(
 #[inline]
 pub fn fpu_mul(a: f32, adt: DType, b: f32, bdt: DType, fidelity: MathFidelity, dst: Dst) -> f32 {
     let (a, b) = (src_reg(a, adt), src_reg(b, bdt));
-    // The FPU reads exponent-255 patterns as huge numbers and never makes a NaN (§1.6).
-    if a == 0.0 || b == 0.0 {
-        return 0.0;
-    }
-    if !a.is_finite() || !b.is_finite() {
-        return f32::INFINITY.copysign(a * b.signum());
-    }
     let (ahi, alo) = srca_planes(a);
     let (bhi, blo) = srcb_planes(b);
     let pa = [ahi, alo];
@@ -687,9 +685,9 @@ mod tests {
         assert_eq!(mm1(x, w, MathFidelity::HiFi2, false), 10.4375);
         assert_eq!(mm1(x, w, MathFidelity::HiFi3, false), 10.5);
         assert_eq!(mm1(x, w, MathFidelity::HiFi4, false), 10.5);
-        // FP32 Dst: the exact product 10.458984375 (HiFi3/HiFi4), the truncated 10.41796875.
-        assert_eq!(mm1(x, w, MathFidelity::HiFi4, true), 10.458_984);
-        assert_eq!(mm1(x, w, MathFidelity::HiFi2, true), 10.417_969);
+        // FP32 Dst: the exact product 10.458984375 (HiFi4), the truncated 10.41796875 (HiFi2).
+        assert_eq!(mm1(x, w, MathFidelity::HiFi4, true), 10710.0 / 1024.0);
+        assert_eq!(mm1(x, w, MathFidelity::HiFi2, true), 2667.0 / 256.0);
         // Swapping the roles changes the result: SrcA = 7.96875 keeps 4 mantissa bits (7.75)
         // at LoFi, and HiFi2 already rounds up to 10.5 — the published numbers need the
         // weight in SrcA.
@@ -894,6 +892,47 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn the_fpu_reads_infinity_as_a_huge_number() {
+        let inf = f32::INFINITY;
+        assert_eq!(
+            fpu_mul(
+                0.0,
+                DType::Bf16,
+                inf,
+                DType::Bf16,
+                MathFidelity::HiFi4,
+                Dst::Bf16
+            ),
+            0.0
+        );
+        assert_eq!(
+            fpu_mul(
+                -2.0,
+                DType::Bf16,
+                inf,
+                DType::Bf16,
+                MathFidelity::HiFi2,
+                Dst::Fp32
+            ),
+            -inf
+        );
+        // An infinite weight next to zero padding does not poison the sum with NaN.
+        let e = Engine::new(MathFidelity::HiFi4, true, false, 2, DType::Bf16, false);
+        let got = matmul(
+            &[1.0, 0.0],
+            DType::Bf16,
+            &[2.0, inf],
+            DType::Bf16,
+            1,
+            2,
+            1,
+            &e,
+            1,
+        )[0];
+        assert_eq!(got, 2.0);
     }
 
     #[test]

@@ -14,6 +14,7 @@
 use super::matmul::{Engine, Tile, TileState};
 
 /// Runs one K block of a tile on AVX-512F if the CPU has it; `false` otherwise.
+#[rustversion::since(1.89)]
 pub(crate) fn block(
     t: &Tile<'_>,
     e: &Engine,
@@ -33,7 +34,21 @@ pub(crate) fn block(
     false
 }
 
+/// Compilers before 1.89 lack stable AVX-512 intrinsics: the portable kernel runs.
+#[rustversion::before(1.89)]
+pub(crate) fn block(
+    _t: &Tile<'_>,
+    _e: &Engine,
+    _kt0: usize,
+    _kt1: usize,
+    _st: &mut TileState,
+    _last: bool,
+) -> bool {
+    false
+}
+
 /// Whether the SIMD kernel is in use on this machine (reported by the benchmarks).
+#[rustversion::since(1.89)]
 pub fn simd_kernel_available() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
@@ -45,7 +60,17 @@ pub fn simd_kernel_available() -> bool {
     }
 }
 
+/// Whether the SIMD kernel is in use on this machine (reported by the benchmarks).
+#[rustversion::before(1.89)]
+pub fn simd_kernel_available() -> bool {
+    false
+}
+
+// AVX-512 intrinsics are stable since Rust 1.89, above the crate's MSRV: the module only
+// exists on such compilers (`rustversion`), so the MSRV lint does not apply to it.
+#[rustversion::since(1.89)]
 #[cfg(target_arch = "x86_64")]
+#[allow(clippy::incompatible_msrv)]
 mod x86 {
     use std::arch::x86_64::*;
     use std::sync::OnceLock;
